@@ -1,0 +1,33 @@
+"""Track 1: attention, softmax and linear, in the forms the chapters build up.
+
+Every function takes (B, H, T, D) tensors; see each docstring for the exact shapes.
+"""
+
+from lablib.attention.decoding import LinearAttentionDecoder, SoftmaxKVCacheDecoder
+from lablib.attention.feature_maps import FEATURE_MAPS, elu_plus_one, identity, relu, resolve_feature_map
+from lablib.attention.linear import (
+    LinearAttentionState,
+    linear_attention,
+    linear_attention_chunkwise,
+    linear_attention_parallel,
+    linear_attention_recurrent,
+    linear_attention_reference,
+)
+from lablib.attention.softmax import softmax_attention
+
+__all__ = [
+    "FEATURE_MAPS",
+    "LinearAttentionDecoder",
+    "LinearAttentionState",
+    "SoftmaxKVCacheDecoder",
+    "elu_plus_one",
+    "identity",
+    "linear_attention",
+    "linear_attention_chunkwise",
+    "linear_attention_parallel",
+    "linear_attention_recurrent",
+    "linear_attention_reference",
+    "relu",
+    "resolve_feature_map",
+    "softmax_attention",
+]
