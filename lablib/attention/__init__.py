@@ -4,6 +4,7 @@ Every function takes (B, H, T, D) tensors; see each docstring for the exact shap
 """
 
 from lablib.attention.decoding import LinearAttentionDecoder, SoftmaxKVCacheDecoder
+from lablib.attention.inputs import random_qkv
 from lablib.attention.feature_maps import FEATURE_MAPS, elu_plus_one, identity, relu, resolve_feature_map
 from lablib.attention.linear import (
     LinearAttentionState,
@@ -27,6 +28,7 @@ __all__ = [
     "linear_attention_parallel",
     "linear_attention_recurrent",
     "linear_attention_reference",
+    "random_qkv",
     "relu",
     "resolve_feature_map",
     "softmax_attention",

@@ -1,0 +1,51 @@
+# linear-lab: every command a user or CI needs. Each target creates the virtual
+# environment on first use, so on a fresh clone `make book` and `make test` just work.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CHAPTER ?= t1_01
+PORT   ?= 2718
+
+.PHONY: help venv chapters check book test test-fast lab app clean
+
+help:
+	@echo "make book                build the Jupyter Book (executes every chapter) -> book/_build/html"
+	@echo "make test                all tests: units, kernels (Triton interpreter), nbval, drift, browser"
+	@echo "make lab                 open the chapters in JupyterLab"
+	@echo "make app CHAPTER=t1_01   run a chapter as a marimo app"
+	@echo "make chapters            re-execute chapter sources into notebooks/ and notebooks/apps/"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade --quiet pip
+	# torch first and pinned: the local CPU wheel, not gigabytes of CUDA packages
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+chapters: $(STAMP)
+	$(BIN)/python -m lablib.chapters build $(IDS)
+
+check: $(STAMP)
+	$(BIN)/python -m lablib.chapters check
+
+book: $(STAMP)
+	$(BIN)/python -m lablib.chapters book
+
+test: $(STAMP)
+	TRITON_INTERPRET=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+test-fast: $(STAMP)
+	TRITON_INTERPRET=1 $(BIN)/python -m pytest tests -m "not browser" -x -q
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks
+
+app: $(STAMP)
+	$(BIN)/marimo run notebooks/apps/$$(cd notebooks/apps && ls $(CHAPTER)*.py | head -n 1) --host 127.0.0.1 --port $(PORT)
+
+clean:
+	rm -rf book/_build book/chapters book/_static/vega-bundle.js book/_static/mathjax
