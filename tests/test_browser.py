@@ -30,6 +30,10 @@ CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.whic
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
                  "--no-first-run", "--disable-component-update", "--disable-sync"]
 SHOTS = ROOT / "book" / "_build" / "screenshots"  # kept for a human to look at
+# Jupyter Book 1 (with Sphinx 7.4) sets some extensions up twice, so every page declares
+# sphinx-thebe's constants twice and loads MathJax twice; the second copy of each throws
+# harmlessly (the first one works: the math assertions below check it). Nothing else may throw.
+KNOWN_BOOK_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared", "Cannot set property Package of")
 
 pytestmark = [
     pytest.mark.browser,
@@ -102,6 +106,7 @@ def test_book_chapter_renders_math_and_interactive_charts_offline(browser, book_
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "book_chapter.png"), full_page=False)
     assert not foreign, f"the page requested other hosts: {foreign[:5]}"
+    errors = [e for e in errors if not e.startswith(KNOWN_BOOK_ERRORS)]
     assert not errors, f"JavaScript errors on the page: {errors[:3]}"
     page.close()
 
