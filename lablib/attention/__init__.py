@@ -3,6 +3,8 @@
 Every function takes (B, H, T, D) tensors; see each docstring for the exact shapes.
 """
 
+from lablib.attention.delta import delta_rule_chunkwise, delta_rule_recurrent
+from lablib.attention.gated import gla_chunkwise, gla_recurrent, scalar_gated_chunkwise, scalar_gated_recurrent
 from lablib.attention.decoding import LinearAttentionDecoder, SoftmaxKVCacheDecoder
 from lablib.attention.inputs import random_qkv
 from lablib.attention.feature_maps import FEATURE_MAPS, elu_plus_one, identity, relu, resolve_feature_map
@@ -21,7 +23,11 @@ __all__ = [
     "LinearAttentionDecoder",
     "LinearAttentionState",
     "SoftmaxKVCacheDecoder",
+    "delta_rule_chunkwise",
+    "delta_rule_recurrent",
     "elu_plus_one",
+    "gla_chunkwise",
+    "gla_recurrent",
     "identity",
     "linear_attention",
     "linear_attention_chunkwise",
@@ -31,5 +37,7 @@ __all__ = [
     "random_qkv",
     "relu",
     "resolve_feature_map",
+    "scalar_gated_chunkwise",
+    "scalar_gated_recurrent",
     "softmax_attention",
 ]
