@@ -42,7 +42,8 @@ test-fast: $(STAMP)
 	TRITON_INTERPRET=1 $(BIN)/python -m pytest tests -m "not browser" -x -q
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks
+	# jupyter refuses to run as root (as in containers) unless told it may
+	$(BIN)/jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 app: $(STAMP)
 	$(BIN)/marimo run notebooks/apps/$$(cd notebooks/apps && ls $(CHAPTER)*.py | head -n 1) --host 127.0.0.1 --port $(PORT)
