@@ -478,7 +478,8 @@ def _(pd, timings, torch):
     exponents = pd.DataFrame({"form": timings.form.unique()}).assign(exponent=lambda d: [round(growth_exponent(timings, f), 2) for f in d.form])
     longest = timings[timings["T"] == timings["T"].max()].set_index("form").seconds
     assert longest["linear, chunkwise (C=64)"] < longest["linear, parallel"] / 2  # linear beats quadratic at T=4096
-    assert growth_exponent(timings, "linear, parallel") > 1.5 > 1.25 > growth_exponent(timings, "linear, chunkwise (C=64)")
+    assert growth_exponent(timings, "linear, parallel") > 1.5  # quadratic
+    assert growth_exponent(timings, "linear, chunkwise (C=64)") < 1.25  # linear (or flatter, from fixed costs)
     exponents
     return
 
