@@ -68,7 +68,7 @@ import torch
 import triton
 import triton.language as tl
 
-from lablib._checks import check_sequence_tensor
+from lablib._checks import check_qkv
 
 __all__ = ["chunk_linear_attention", "fused_recurrent_step", "INTERPRETED"]
 
@@ -309,22 +309,9 @@ def _check_runnable(x: torch.Tensor) -> None:
 
 
 def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
-    """lablib._checks.check_qkv's shape messages, without its NaN scan (a full read and a sync)."""
-    for name, x in (("q", q), ("k", k), ("v", v)):
-        check_sequence_tensor(x, name)
-    if q.shape[:2] != k.shape[:2] or v.shape[:2] != k.shape[:2]:
-        raise ValueError(
-            "q, k, v must share batch and head sizes (B, H); got shapes "
-            f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
-        )
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"q and k must share the key dim D_k; got q {tuple(q.shape)} and k {tuple(k.shape)}")
-    if k.shape[2] != v.shape[2]:
-        raise ValueError(f"k and v must share the length T; got k {tuple(k.shape)} and v {tuple(v.shape)}")
-    if q.shape[2] != k.shape[2]:
-        raise ValueError(
-            f"causal attention needs as many queries as keys; got q {tuple(q.shape)} and k {tuple(k.shape)}"
-        )
+    """lablib._checks.check_qkv's shape checks, without its NaN scan (a full read and a sync), plus
+    what the kernel itself needs (dtype, tile size, one device, a way to run)."""
+    check_qkv(q, k, v, causal=True, check_values=False)
     if not (q.dtype == k.dtype == v.dtype) or q.dtype not in _DTYPES:
         raise ValueError(f"q, k, v must share a dtype, one of fp32, fp16, bf16; got {q.dtype}, {k.dtype}, {v.dtype}")
     if q.shape[-1] > MAX_D_K:
