@@ -429,8 +429,8 @@ def _(mo):
 
     ## 6. What each form costs, measured
 
-    Time one forward pass of each form on this CPU, for one sequence with 4 heads of dimension 32, as
-    the length grows. (Each time is the fastest of 5 runs, the estimate least disturbed by whatever
+    Time one forward pass of each form on one CPU thread, for one sequence with 4 heads of dimension
+    32, as the length grows. (Each time is the fastest of 5 runs, the estimate least disturbed by whatever
     else the machine is doing; your numbers will differ, the slopes should not.)
     """)
     return
@@ -446,8 +446,11 @@ def _(
     random_qkv,
     softmax_attention,
     timing_chart,
+    torch,
 ):
     def time_forms(lengths, heads=4, dim=32):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # one thread: the slopes then show the algorithms, not how each op parallelizes
         rows = []
         for T in lengths:
             q, k, v = random_qkv(T, H=heads, d_k=dim, seed=T)
@@ -458,6 +461,7 @@ def _(
                 "linear, chunkwise (C=64)": lambda: linear_attention_chunkwise(q, k, v, chunk_size=64),
             }
             rows += [{"form": name, "T": T, "seconds": best_seconds(fn, repeats=5)} for name, fn in runs.items()]
+        torch.set_num_threads(threads)
         return pd.DataFrame(rows)
 
 
@@ -478,8 +482,8 @@ def _(pd, timings, torch):
     exponents = pd.DataFrame({"form": timings.form.unique()}).assign(exponent=lambda d: [round(growth_exponent(timings, f), 2) for f in d.form])
     longest = timings[timings["T"] == timings["T"].max()].set_index("form").seconds
     assert longest["linear, chunkwise (C=64)"] < longest["linear, parallel"] / 2  # linear beats quadratic at T=4096
-    assert growth_exponent(timings, "linear, parallel") > 1.5  # quadratic
-    assert growth_exponent(timings, "linear, chunkwise (C=64)") < 1.25  # linear (or flatter, from fixed costs)
+    # quadratic grows faster than linear (compared with each other, so a busy machine cannot fake it)
+    assert growth_exponent(timings, "linear, parallel") > growth_exponent(timings, "linear, chunkwise (C=64)") + 0.5
     exponents
     return
 
