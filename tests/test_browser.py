@@ -66,8 +66,8 @@ def book_url():
     """Serve book/_build/html, building it from the committed notebooks if it is missing or stale."""
     html = ROOT / "book" / "_build" / "html"
     page = html / "chapters" / f"{CHAPTER}.html"
-    notebook = ROOT / "notebooks" / f"{CHAPTER}.ipynb"
-    if not page.exists() or page.stat().st_mtime < notebook.stat().st_mtime:
+    sources = [*(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "book").glob("*.yml"), *(ROOT / "book").glob("*.md")]
+    if not page.exists() or page.stat().st_mtime < max(p.stat().st_mtime for p in sources):
         subprocess.run([sys.executable, "-m", "lablib.chapters", "book", "--no-execute"], cwd=ROOT, check=True)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(html))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)

@@ -54,3 +54,16 @@ def test_marimo_app_parses_and_has_no_multiply_defined_names(chapter):
         [sys.executable, "-m", "marimo", "check", str(app)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("chapter", IDS)
+def test_marimo_app_runs_every_cell(chapter, tmp_path):
+    """Execute the app as marimo does (cell-local `_names`, dependency order) and fail on any cell error.
+
+    The notebook surface is executed by nbval; this is the same guarantee for the app surface.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "marimo", "export", "html", f"apps/{chapter}.py", "-o", str(tmp_path / "app.html")],
+        cwd=ROOT / "notebooks", capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
