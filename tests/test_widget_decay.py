@@ -113,9 +113,9 @@ def test_repr_mimebundle_has_widget_view_and_html_fallback():
 
 def test_js_ships_with_the_package_and_needs_no_network():
     w = DecayExplorer.from_kv(*one_head()[1:], decays=DECAYS)
-    source = JS.read_text()
-    assert w._esm == source
-    assert "export default" in source and "render" in source
+    source = w._esm
+    assert source == (JS.parent / "common.js").read_text() + "\n" + JS.read_text()  # shared helpers, then the widget
+    assert "export default rebuiltOnData(build)" in source and "render" in source
     assert "http" not in source.lower() and "//cdn" not in source
     assert not re.search(r"""\bimport\s*(\(|["'{*\w])""", source), "the widget's JS imports nothing"
     for hook in ('"ll-decay"', "data-value", "change:index", "change:step", "save_changes"):

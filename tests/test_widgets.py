@@ -137,10 +137,11 @@ def test_js_and_css_ship_with_the_package_and_need_no_network():
     js, css = WIDGETS_DIR / "recurrence.js", WIDGETS_DIR / "recurrence.css"
     assert js.is_file() and css.is_file()
     w = RecurrenceStepper.from_qkv(*one_head(T=3))
-    assert w._esm == js.read_text()  # anywidget loaded the sibling file
+    common = WIDGETS_DIR / "common.js"
+    assert w._esm == common.read_text() + "\n" + js.read_text()  # the shared helpers, then the widget
     assert w._css == css.read_text()
-    source = js.read_text()
-    assert "export default" in source and "render" in source
+    source = w._esm
+    assert "export default rebuiltOnData(build)" in source and "render" in source
     for text in (source, css.read_text()):
         assert "http" not in text.lower(), "no URLs: the widget must work offline"
         assert "//cdn" not in text and "@import" not in text

@@ -1,22 +1,10 @@
 // DecayExplorer: drag the decay a of S_t = a S_{t-1} + k_t v_t^T and see the decay mask a^(t-s)
 // and the state's norm ||S_t|| over time. Everything is precomputed in Python; this file only draws.
-// Plain DOM + SVG, no dependencies and no network: it must run offline in JupyterLab and marimo.
-const SVG = (() => {
-  const d = document.createElement("div");
-  d.innerHTML = "<svg></svg>";
-  return d.firstChild.namespaceURI;
-})();
-
+// Plain DOM + SVG; SVG, s(), fmt() and rebuiltOnData() come from common.js, put in front of this file.
 function h(tag, style, text) {
   const e = document.createElement(tag);
   if (style) e.setAttribute("style", style);
   if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function s(tag, attrs) {
-  const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
   return e;
 }
 
@@ -27,7 +15,6 @@ function blue(x) {
   return `rgb(${m(8)},${m(48)},${m(107)})`;
 }
 
-const fmt = (x) => (Math.abs(x) >= 100 ? x.toFixed(1) : x.toFixed(3));
 const PANEL = "border:1px solid #ccc;border-radius:4px;padding:8px;background:#fff";
 const CAPTION = "font-size:12px;color:#555;margin-top:6px";
 
@@ -158,17 +145,4 @@ function build(model, el) {
   };
 }
 
-export default {
-  render({ model, el }) {
-    let cleanup = build(model, el);
-    const onData = () => {
-      cleanup();
-      cleanup = build(model, el);
-    };
-    model.on("change:data", onData);
-    return () => {
-      cleanup();
-      model.off("change:data", onData);
-    };
-  },
-};
+export default rebuiltOnData(build);

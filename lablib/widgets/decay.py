@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import html
 import math
-import pathlib
 
 import anywidget
 import torch
 import traitlets
 
 from lablib.attention.gated import _causal_decays
+from lablib.widgets._assets import widget_module
 
 __all__ = ["DecayExplorer", "decay_mask", "state_norms"]
 
-_HERE = pathlib.Path(__file__).parent
 MAX_T = 64
 MAX_D = 64
 MAX_DECAYS = 64
@@ -70,7 +69,7 @@ class DecayExplorer(anywidget.AnyWidget):
     In Python, :attr:`decay`, :attr:`mask` and :attr:`norms` are the values the sliders show.
     """
 
-    _esm = _HERE / "decay.js"
+    _esm = widget_module("decay.js")
 
     data = traitlets.Dict({}).tag(sync=True)
     index = traitlets.Int(0).tag(sync=True)

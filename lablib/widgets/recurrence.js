@@ -1,22 +1,9 @@
 // RecurrenceStepper: step through S_t = S_{t-1} + phi(k_t) v_t^T and o_t = phi(q_t)^T S_t / (phi(q_t)^T z_t + eps).
-// Plain DOM + SVG, no dependencies and no network: it must run offline in JupyterLab and marimo.
-// The SVG namespace, taken from a parsed <svg> so that no URL-like string appears in this file.
-const SVG = (() => {
-  const d = document.createElement("div");
-  d.innerHTML = "<svg></svg>";
-  return d.firstChild.namespaceURI;
-})();
-
+// Plain DOM + SVG; SVG, s(), fmt() and rebuiltOnData() come from common.js, put in front of this file.
 function h(tag, cls, text) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
   if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function s(tag, attrs) {
-  const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
   return e;
 }
 
@@ -28,7 +15,6 @@ function color(x, scale) {
   return `rgb(${m(r)},${m(g)},${m(b)})`;
 }
 
-const fmt = (x) => (Math.abs(x) >= 100 ? x.toFixed(1) : x.toFixed(3));
 
 // A rows x cols grid of <rect>s; update(matrix) recolours it in place.
 function heatmap(rows, cols, cell, scale, label) {
@@ -174,17 +160,4 @@ function build(model, el) {
   };
 }
 
-export default {
-  render({ model, el }) {
-    let cleanup = build(model, el);
-    const onData = () => {
-      cleanup();
-      cleanup = build(model, el);
-    };
-    model.on("change:data", onData);
-    return () => {
-      cleanup();
-      model.off("change:data", onData);
-    };
-  },
-};
+export default rebuiltOnData(build);

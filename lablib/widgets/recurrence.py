@@ -23,6 +23,7 @@ import traitlets
 
 from lablib.attention.feature_maps import FeatureMap, resolve_feature_map
 from lablib.attention.linear import DEFAULT_EPS, linear_attention_recurrent
+from lablib.widgets._assets import widget_module
 
 __all__ = ["RecurrenceStepper"]
 
@@ -51,7 +52,7 @@ class RecurrenceStepper(anywidget.AnyWidget):
     :attr:`output` are the tensors S_t and o_t at the step the slider shows.
     """
 
-    _esm = _HERE / "recurrence.js"
+    _esm = widget_module("recurrence.js")
     _css = _HERE / "recurrence.css"
 
     data = traitlets.Dict({}).tag(sync=True)
