@@ -33,11 +33,11 @@ def _(mo):
     * dragged the decay in a widget and watched the mask and the state's size change;
     * seen why gates must be multiplied in log space, where products of small numbers underflow
       and their ratios become $0/0$;
-    * run the Triton kernel for the scalar gate and checked its outputs, final state and gradients,
-      the gate's included.
+    * run the Triton kernels for the scalar gate and for GLA's vector gate and checked their
+      outputs, final states and gradients, the gates' included.
 
-    Everything uses the references in `lablib.attention.gated` and the kernel
-    `lablib.kernels.gated_linear_attention`. As in chapter 2, the attention is unnormalized and the
+    Everything uses the references in `lablib.attention.gated` and the kernels
+    `lablib.kernels.gated_linear_attention` and `lablib.kernels.gla`. As in chapter 2, the attention is unnormalized and the
     feature map (if any) is applied outside: $o_t = S_t^\top q_t$. The kernel runs in Triton's
     interpreter when there is no GPU, so this cell chooses that before the kernel module is imported.
     """)
@@ -70,6 +70,7 @@ def _():
     from lablib.attention.gated import _causal_decays as causal_decays  # private: read, not called, in section 4
     from lablib.exercises.gates import check_decay_mask, check_gated_step, check_half_life
     from lablib.kernels.gated_linear_attention import INTERPRETED, chunk_scalar_gated_attention
+    from lablib.kernels.gla import chunk_gla
     from lablib.testing import max_scaled_error
     from lablib.widgets import DecayExplorer
 
@@ -84,6 +85,7 @@ def _():
         check_decay_mask,
         check_gated_step,
         check_half_life,
+        chunk_gla,
         chunk_scalar_gated_attention,
         gla_chunkwise,
         gla_recurrent,
@@ -659,17 +661,24 @@ def _(
         "mild": torch.nn.functional.logsigmoid(torch.randn(1, 2, 37, generator=_g) + 3),
         "strong": -20 * torch.rand(1, 2, 37, generator=_g),
     }
-    _probes = torch.randn(1, 2, 37, 16, generator=_g), torch.randn(1, 2, 16, 16, generator=_g)
+    kernel_probes = torch.randn(1, 2, 37, 16, generator=_g), torch.randn(1, 2, 16, 16, generator=_g)
     gated_kernel_rows = []
     for _name, _log_decay in kernel_gates.items():
-        _ours = gated_outputs_and_gradients(triton_gated, q_kern, k_kern, v_kern, _log_decay, *_probes, DEVICE)
-        _reference = gated_outputs_and_gradients(torch_gated, q_kern, k_kern, v_kern, _log_decay, *_probes, "cpu")
+        _ours = gated_outputs_and_gradients(triton_gated, q_kern, k_kern, v_kern, _log_decay, *kernel_probes, DEVICE)
+        _reference = gated_outputs_and_gradients(torch_gated, q_kern, k_kern, v_kern, _log_decay, *kernel_probes, "cpu")
         for _tensor, _a, _b in zip(["o", "final state", "dq", "dk", "dv", "d log_decay"], _ours, _reference):
             gated_kernel_rows.append({"gates": _name, "tensor": _tensor, "max_error": max_scaled_error(_a.cpu(), _b)})
     gated_kernel_check = pd.DataFrame(gated_kernel_rows)
     assert gated_kernel_check.max_error.max() < 1e-5
     gated_kernel_check.pivot_table(index="tensor", columns="gates", values="max_error", sort=False).map("{:.0e}".format)
-    return (gated_kernel_check,)
+    return (
+        gated_kernel_check,
+        gated_outputs_and_gradients,
+        k_kern,
+        kernel_probes,
+        q_kern,
+        v_kern,
+    )
 
 
 @app.cell
@@ -683,8 +692,67 @@ def _(gated_kernel_check):
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
-    On this machine the kernel ran in Triton's interpreter unless a GPU was found, so these
-    numbers say that it is *correct*, not that it is fast. We have not yet measured the gated kernel's
+    GLA's vector gate has its own kernel, `lablib.kernels.gla.chunk_gla`. Its new difficulty is
+    that the decay no longer factors out of $QK^\top$: it builds each chunk's score matrix from
+    $16 \times 16$ blocks, decaying queries and keys towards a reference row between the two blocks
+    so that every exponent stays $\le 0$, and computes the diagonal blocks exactly (its module
+    docstring explains the construction). The same check, with a gate per key dimension and a chunk
+    of 32 so that both kinds of block occur:
+    """)
+    return
+
+
+@app.cell
+def _(
+    DEVICE,
+    chunk_gla,
+    gated_outputs_and_gradients,
+    gla_recurrent,
+    k_kern,
+    kernel_probes,
+    max_scaled_error,
+    pd,
+    q_kern,
+    torch,
+    v_kern,
+):
+    def triton_gla(q, k, v, log_alpha):
+        return chunk_gla(q, k, v, log_alpha, output_final_state=True, chunk_size=32)
+
+
+    def torch_gla(q, k, v, log_alpha):
+        return gla_recurrent(q, k, v, log_alpha, return_state=True)
+
+
+    _g = torch.Generator().manual_seed(52)
+    gla_kernel_gates = {
+        "mild": torch.nn.functional.logsigmoid(torch.randn(1, 2, 37, 16, generator=_g) + 3),
+        "strong": -20 * torch.rand(1, 2, 37, 16, generator=_g),
+    }
+    gla_kernel_rows = []
+    for _name, _log_alpha in gla_kernel_gates.items():
+        _ours = gated_outputs_and_gradients(triton_gla, q_kern, k_kern, v_kern, _log_alpha, *kernel_probes, DEVICE)
+        _reference = gated_outputs_and_gradients(torch_gla, q_kern, k_kern, v_kern, _log_alpha, *kernel_probes, "cpu")
+        for _tensor, _a, _b in zip(["o", "final state", "dq", "dk", "dv", "d log_alpha"], _ours, _reference):
+            gla_kernel_rows.append({"gates": _name, "tensor": _tensor, "max_error": max_scaled_error(_a.cpu(), _b)})
+    gla_kernel_check = pd.DataFrame(gla_kernel_rows)
+    gla_kernel_check.pivot_table(index="tensor", columns="gates", values="max_error", sort=False).map("{:.0e}".format)
+    return (gla_kernel_check,)
+
+
+@app.cell
+def _(gla_kernel_check):
+    # NBVAL_CHECK_OUTPUT
+    print(f"GLA kernel: {len(gla_kernel_check)} comparisons (T=37, chunk 32, D=16, mild and strong vector gates), "
+          f"all within 1e-5: {bool(gla_kernel_check.max_error.max() < 1e-5)}")
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    On this machine the kernels ran in Triton's interpreter unless a GPU was found, so these
+    numbers say that they are *correct*, not that they are fast. We have not yet measured the gated kernel's
     speed on a GPU, and quote no GPU timings here; `python -m lablib.bench attention` on a GPU
     machine is where they will come from. The gate adds little work to chapter 2's kernel (a
     $C \times C$ scan and elementwise scalings per chunk, next to four $C \times D$ matmuls), so it
@@ -776,8 +844,8 @@ def _(mo):
       pairs are gone. A data-dependent gate chooses when to pay it.
     * Products of gates underflow and their ratios become $0/0$: decays are formed in log space, as
       segment sums (never differences of cumulative sums), masked to $-\infty$ before the exponential.
-    * The Triton kernel for the scalar gate matches the recurrence in outputs, state and gradients,
-      the gates' included. Its GPU speed has not been measured yet.
+    * The Triton kernels for the scalar gate and for GLA match their recurrences in outputs, state
+      and gradients, the gates' included. Their GPU speed has not been measured yet.
     """)
     return
 

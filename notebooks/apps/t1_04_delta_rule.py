@@ -332,14 +332,17 @@ def _(alt, math, pd, torch):
     circle = pd.DataFrame({"x": _angles.cos().numpy(), "y": _angles.sin().numpy(), "angle": (_angles * 180 / math.pi).numpy()})
     _kx, _ky = math.cos(math.pi / 6), math.sin(math.pi / 6)
     beta_slider = alt.param(name="beta", value=1.5, bind=alt.binding_range(min=0, max=2, step=0.05, name="beta "))
-    _square = dict(x=alt.X("x:Q", scale=alt.Scale(domain=[-1.2, 1.2]), title=None), y=alt.Y("y:Q", scale=alt.Scale(domain=[-1.2, 1.2]), title=None))
+    _axis = alt.Scale(domain=[-1.2, 1.2])
+    _square = dict(x=alt.X("x:Q", scale=_axis, title=None), y=alt.Y("y:Q", scale=_axis, title=None))
     _before = alt.Chart(circle).mark_point(color="lightgray", size=20).encode(**_square)
+    # New fields, never overwriting x and y: the calculation re-runs on every slider move.
     _after = alt.Chart(circle).transform_calculate(
         along=f"datum.x * {_kx} + datum.y * {_ky}",  # k . s
     ).transform_calculate(
-        x=f"datum.x - beta * datum.along * {_kx}", y=f"datum.y - beta * datum.along * {_ky}",  # s - beta (k . s) k
+        x_new=f"datum.x - beta * datum.along * {_kx}", y_new=f"datum.y - beta * datum.along * {_ky}",  # s - beta (k . s) k
     ).mark_circle(size=45).encode(
-        **_square, color=alt.Color("angle:Q", scale=alt.Scale(scheme="rainbow"), legend=None),
+        x=alt.X("x_new:Q", scale=_axis, title=None), y=alt.Y("y_new:Q", scale=_axis, title=None),
+        color=alt.Color("angle:Q", scale=alt.Scale(scheme="rainbow"), legend=None),
         tooltip=[alt.Tooltip("angle:Q", title="angle before (deg)", format=".0f")],
     )
     _key = alt.Chart(pd.DataFrame({"x": [0, _kx], "y": [0, _ky]})).mark_line(color="black", strokeWidth=2).encode(**_square)
