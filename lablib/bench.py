@@ -1,58 +1,117 @@
-"""Side-by-side attention benchmark: ``python -m lablib.bench attention [options]``.
+"""Side-by-side benchmark of every kernel of the family: ``python -m lablib.bench attention [options]``.
 
-One run times, for every sequence length T and head dim D, the forward pass and forward+backward
-of four implementations of causal attention over the same number of tokens (B = max(1, tokens // T), so
-B * T is fixed and every point does the same amount of linear-attention work):
+For each *op* (``--op``, default all of them), each sequence length T and head dim D, one run
+checks and then times the forward pass and forward+backward of the implementations a user would
+pick between, over the same number of tokens (B = max(1, tokens // T), so B * T is fixed):
 
-* ``pytorch chunkwise (lablib reference)``: ``lablib.attention.linear_attention_chunkwise`` with
-  ``feature_map="identity", normalize=False`` (a Python loop over chunks; it also runs
-  ``check_qkv``'s NaN scan on every call, which is part of its cost).
-* ``triton chunkwise (lablib.kernels)``: ``lablib.kernels.linear_attention.chunk_linear_attention``
-  with ``scale=1`` (the same function as the reference).
-* ``sdpa causal (softmax, FlashAttention path)``:
-  ``torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)``; softmax attention,
-  a different (quadratic) function, shown as the baseline linear attention has to beat.
-* ``fla chunk_linear_attn``: ``fla.ops.linear_attn.chunk_linear_attn`` from flash-linear-attention
-  (imported lazily; "not installed" when it is absent), called with ``scale=1.0,
-  normalize=False`` so that it computes what the reference does. fla takes (B, T, H, D) tensors
-  (``head_first=False``; passed explicitly when the installed version still has the argument):
-  its inputs are made in that layout *before* timing, so no transpose is timed; its output is
-  transposed back to (B, H, T, D) only for the correctness check.
+* ``linear``: lablib ``linear_attention_chunkwise`` (identity map, ``normalize=False``); ours
+  ``linear_attention.chunk_linear_attention``; fla ``fla.ops.linear_attn.chunk_linear_attn``
+  (``normalize=False``).
+* ``scalar_gated``: lablib ``scalar_gated_chunkwise``; ours
+  ``gated_linear_attention.chunk_scalar_gated_attention``; fla ``fla.ops.simple_gla.chunk_simple_gla``
+  (``g`` = the log decay).
+* ``gla``: lablib ``gla_chunkwise``; ours ``gla.chunk_gla``; fla ``fla.ops.gla.chunk_gla`` (``g`` = log alpha).
+* ``delta``: lablib ``delta_rule_chunkwise``; ours ``delta_rule.chunk_delta_rule``; fla
+  ``fla.ops.delta_rule.chunk_delta_rule``.
+* ``gated_delta``: lablib ``delta_rule_chunkwise(..., log_decay=)``; ours
+  ``delta_rule.chunk_delta_rule(..., log_decay=)``; fla ``fla.ops.gated_delta_rule.chunk_gated_delta_rule``.
 
-Each implementation runs in its own ``try``: an error (out of memory, not installed, no CUDA)
-records a row with ``status`` "n/a (reason)" and the run goes on.
+(lablib: ``lablib.attention``, the PyTorch chunkwise reference; ours: ``lablib.kernels``, Triton),
+plus, in every op's table, ``torch.nn.functional.scaled_dot_product_attention(q, k, v,
+is_causal=True)``: softmax attention, a different (quadratic) function, shown as the baseline
+the linear family has to beat. The linear ops all read o_t = S_t^T q_t with ``scale = 1`` (q as given):
 
-Correctness. Before timing a (T, D) configuration, each implementation's forward output is compared
-with a float64 lablib reference on batch element 0: linear attention against
-``linear_attention_chunkwise`` (identity map, unnormalized) over all T rows; SDPA against
-``lablib.attention.softmax_attention(causal=True)`` on the first min(T, 2048) query rows (causal
-rows t < R depend only on keys and values t < R, so the prefix is an exact check that does not
-need a T x T matrix). ``max_err`` = max |out - ref| / max |ref| (``max_abs_err`` unscaled).
+* linear:       S_t = S_{t-1} + k_t v_t^T
+* scalar_gated: S_t = a_t S_{t-1} + k_t v_t^T,             a_t = exp(log_decay_t), one per head and step
+* gla:          S_t = diag(alpha_t) S_{t-1} + k_t v_t^T,   alpha_t = exp(log_alpha_t), one per key dim
+* delta:        S_t = (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T   (keys L2-normalized)
+* gated_delta:  S_t = a_t (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T
+
+Implementations. The lablib reference is a Python loop over chunks (it also runs the input checks'
+NaN scans, part of its cost). Ours are called with ``scale=1.0, chunk_size=C``. fla is imported
+lazily ("not installed" when absent); its keyword names changed across versions, so the bench
+inspects the installed function's signature and calls it only if it can compute the same function:
+``scale`` must exist (else fla would apply 1/sqrt(D_k)), ``chunk_linear_attn`` must take
+``normalize`` (passed ``False``); ``head_first=False`` is passed when the argument exists. For the
+delta ops, lablib L2-normalizes the keys (not the queries) inside the call: fla's
+``use_k_l2norm_in_kernel=True`` is used where it exists (the same function), else
+``use_qk_l2norm_in_kernel=True`` (which also normalizes q: the delta inputs have unit-norm queries
+and keys, so on them this is the same function), else no in-kernel normalization (the keys are
+already unit-norm; fla then skips work that lablib does, which the ``note`` column says). Anything
+else is a row "n/a (reason)": a different function is never benchmarked silently, and the
+correctness check below flags one that slipped through. fla takes (B, T, H, D) tensors and
+(B, T, H[, D]) gates; its inputs are made in that layout *before* timing (no transpose timed) and
+its output is transposed back only for the check. Each implementation runs in its own ``try``: an
+error (out of memory, not installed, no CUDA, an import failure of a kernel still being written)
+records rows with status "n/a (reason)" and the run goes on.
+
+Inputs (made on the device before timing; one seed per op, T and D). q, k ~ N(0, 1/sqrt(D)) (so
+q.k ~ N(0, 1)) and v ~ N(0, 1), D_k = D_v = D; for the delta ops q and k are L2-normalized rows
+(DeltaNet's convention, and what makes fla's q-and-k normalization agree with lablib's). Gates are
+fp32 tensors: log_decay = logsigmoid(randn + 3) (B, H, T) and log_alpha = logsigmoid(randn + 3)
+(B, H, T, D_k), decays around 0.95 per step; beta = sigmoid(randn) in [0, 1] (B, H, T). Their
+values are first rounded to the input dtype, so every implementation sees exactly the same gates:
+ours get them in fp32, the lablib reference in the input dtype (its checks require q's dtype),
+fla fp32 gates and beta in the input dtype (as its documentation shows). For forward+backward the
+gates and beta are leaves that require grad too (as in training), so every implementation also
+computes their gradients.
+
+Correctness. Before timing a (op, T, D) configuration, each implementation's forward output is
+compared with a float64 lablib reference on batch element 0: the op's chunkwise lablib function
+(above) in float64 over all T rows; SDPA against ``lablib.attention.softmax_attention(causal=True)``
+on the first min(T, 2048) query rows (causal rows t < R depend only on keys and values t < R, so
+the prefix is an exact check that needs no T x T matrix). ``max_err`` = max |out - ref| / max |ref|
+(``max_abs_err`` unscaled). A row whose ``max_err`` exceeds the dtype's tolerance (fp32 1e-2,
+fp16 3e-2, bf16 1e-1: loose enough for TF32 and half-precision rounding, far below the O(1) error
+of a different function or layout) is still timed but gets status "inaccurate (...)", not "ok".
+Half precision: ``torch.linalg.solve_triangular`` has no fp16/bf16 CPU kernel, so in fp16/bf16
+on the CPU the delta references are "n/a (NotImplementedError ...)"; use fp32 there. On CUDA the
+solve goes to cuBLAS trsm, which may lack half precision too: if so, the row says so in the same
+way (the float64 correctness references are unaffected).
 
 Timing. CUDA: CUDA events around each call, after warm-up calls, the device synchronized after
 each repeat; CPU: ``time.perf_counter``. ``ms`` is the median of the repeats (``ms_min`` the
 fastest); slow cases get fewer repeats (at least 3) so one case stays within ``--budget``
-seconds. Forward runs under ``torch.no_grad``; forward+backward is ``fn(q, k, v).backward(do)``
-on leaf inputs, grads reset to ``None`` each call. Inputs: q, k ~ N(0, 1/sqrt(D)) (so q.k ~ N(0, 1)),
-v ~ N(0, 1), D_k = D_v = D.
+seconds. Forward runs under ``torch.no_grad``; forward+backward is ``fn(q, k, v, ...).backward(do)``
+on leaf inputs, grads reset to ``None`` each call.
 
 Skips. The PyTorch reference is skipped when T / chunk_size > ``--ref-max-chunks`` (default 256,
-i.e. T > 16384 at C = 64): it issues about ten small kernels per chunk from Python, so beyond
-that its time is launch overhead and each repeat takes seconds. SDPA and the others are tried at
-every size; an out-of-memory error becomes "n/a (out of memory)" (and the CUDA cache is emptied).
+i.e. T > 16384 at C = 64): it issues many small kernels per chunk from Python, so beyond that its
+time is launch overhead and each repeat takes seconds. The others are tried at every size; an
+out-of-memory error becomes "n/a (out of memory)" (and the CUDA cache is emptied).
 
-FLOPs (multiply-add = 2 FLOPs; with chunk size C, D_k = D_v = D):
+FLOPs of one forward call (a multiply-add = 2 FLOPs; an elementwise op = 1; chunk C, and the
+masked half of every C x C block is counted, as the kernels compute it; fla's chunk kernels use
+C = 64). With lin = ``2 * B * H * (T*C*D_k + T*C*D_v + 2*T*D_k*D_v)``:
 
-* chunkwise linear attention, forward: ``2 * B * H * (T*C*D_k + T*C*D_v + 2*T*D_k*D_v)``
-  (per chunk Q K^T and the masked scores times V, C x C x D each; Q S and K^T V, C x D x D each;
-  the masked half of the C x C block is counted, as the kernels compute it). fla's chunk kernels
-  use C = 64.
-* SDPA causal, forward: ``2 * B * H * T * T * (D_k + D_v) / 2`` (the causal half of Q K^T and P V).
-* backward is counted as 2x forward, so forward+backward = 3x forward.
+* ``linear``: lin. Per chunk Q K^T and the masked scores times V (C x C x D each), Q S and K^T V
+  (C x D_k x D_v each).
+* ``scalar_gated``: lin + ``B * H * (3*T*C + 2*T*D_k + T*D_k*D_v/C)``: per chunk the C x C decay
+  matrix (segment sums, exp) and its product with the scores (3 C^2), the decay of q and k
+  (2 C D_k) and of the state (D_k D_v).
+* ``gla``: lin + ``B * H * (6*T*D_k + T*D_k*D_v/C)``. The model counted: the same matrix
+  products as linear attention (the intra-chunk scores A as one dense C x C x D_k product, the
+  decays folded into Q and K, as the sub-chunked kernels do off the diagonal), plus per token and
+  key dim the gate work (cumulative sums and exponentials towards both chunk ends, scaling q and
+  k: 6 T D_k) and the state's diagonal decay per chunk. Not counted: the extra exponentials of
+  the exact 16 x 16 diagonal sub-blocks (about 16 D_k per token in our kernel and in fla's).
+* ``delta``: ``2 * B * H * T * (3*C*D_k + 2*C*D_v + 3*D_k*D_v) + B * H * T * C^2 / 3``: per chunk
+  linear attention's products with R in place of V (Q K^T, (scores) R, Q S, K^T R) plus K K^T
+  (C x C x D_k), the triangular solve (I + L)^{-1} diag(beta) (~C^3/3 FLOPs: a lower-triangular
+  inverse), W = T K and U = T V (C x C x D each) and R = U - W S (C x D_k x D_v). Not counted: the
+  key normalization and the beta scalings (O(T D) elementwise).
+* ``gated_delta``: delta + ``B * H * (4*T*C + 3*T*D_k + T*D_k*D_v/C)``: the decay matrix
+  (segment sums, exp) applied to L and to the scores (4 C^2 per chunk), the decays of K in W, of
+  q and of k in the state update (3 C D_k), and of the state (D_k D_v).
+* SDPA causal: ``2 * B * H * T * T * (D_k + D_v) / 2`` (the causal half of Q K^T and P V).
+* backward is counted as 2x forward, so forward+backward = 3x forward (a convention: the delta
+  rule's backward does relatively more, so its TFLOP/s there are an underestimate).
 
-Bytes (the compulsory traffic, at the input dtype): forward reads q, k, v and writes o:
-``B*H*T*(2*D_k + 2*D_v) * itemsize``; forward+backward adds reading q, k, v, do and writing
-dq, dk, dv: ``B*H*T*(6*D_k + 5*D_v) * itemsize`` in all. Intermediate traffic (states, scores) is
+Bytes (the compulsory traffic): forward reads q, k, v and writes o at the input dtype,
+``B*H*T*(2*D_k + 2*D_v) * itemsize``, and reads the gates (G fp32 values per token and head:
+scalar_gated 1, gla D_k, delta 1 (beta), gated_delta 2) ``B*H*T*G*4``; forward+backward also reads
+q, k, v, do and the gates and writes dq, dk, dv and the gates' gradients:
+``B*H*T*((6*D_k + 5*D_v) * itemsize + 3*G*4)`` in all. Intermediate traffic (states, scores) is
 not counted, so GB/s is a lower bound on what the hardware moved.
 
 Peak. ``torch.cuda.get_device_name`` is matched against a small table of dense bf16 tensor-core
@@ -60,48 +119,120 @@ TFLOP/s and HBM GB/s (H100 SXM 989 / 3350, H200 989 / 4800, A100 312 / 2039); th
 always relative to the bf16 dense peak (fp32 inputs use TF32 or fp32 units, whose peak is lower).
 Other devices, and the CPU, get "n/a".
 
-Outputs in ``--out``: ``attention.csv`` (every column), ``attention.md`` (header with device,
-versions and date, then the table), ``attention.html`` (Altair chart, vega inlined, works offline)
-and ``attention.png`` when vl-convert can draw it.
+Outputs in ``--out``: ``attention.csv`` (every row and column; ``op`` first), ``attention.md``
+(header with device, versions, date and the FLOP models, then one table per op),
+``attention.html`` (Altair chart, one row of panels per op, vega inlined, works offline) and
+``attention.png`` when vl-convert can draw it.
 
-``--smoke``: CPU, fp32, tokens 256, T in {64, 128}, 2 heads, D = 16, chunk 32, 3 repeats; with
-``TRITON_INTERPRET=1`` the Triton kernel runs in the interpreter and the whole run takes seconds.
-Without the interpreter, on the CPU the Triton row is "n/a (no CUDA; set TRITON_INTERPRET=1)".
-Explicit size flags override the smoke (and full) defaults.
+The GPU run to commit (every op, bf16, T from 1024 to 32768, D in {64, 128}; TRITON_INTERPRET
+unset)::
+
+    python -m lablib.bench attention --out benchmarks/h100 --no-progress
+
+then commit ``benchmarks/h100/attention.{md,csv,png}`` (the .html inlines vega, about 1 MB). Its
+length has not been measured yet: 480 cases, most a few hundred ms of timed calls, the PyTorch
+references (budget-capped at ``--budget`` seconds of repeats per case), Triton compilation and
+fla's autotuning dominate. Where a run is time-limited, split it by op into separate folders,
+e.g. ``--op linear,scalar_gated,gla --out benchmarks/h100/gated`` and ``--op delta,gated_delta
+--out benchmarks/h100/delta``; the size flags (``--lengths``, ``--dims``) narrow it further.
+
+``--smoke``: CPU, fp32, tokens 128, T in {64, 128}, 1 head, D = 16, chunk 32, 3 repeats; with
+``TRITON_INTERPRET=1`` the Triton kernels run in the interpreter and all five ops take under a
+minute on two CPU cores (GLA's interpreted kernel most of it; ``--op`` narrows it). Without the interpreter, on the CPU our rows are "n/a (no CUDA; set
+TRITON_INTERPRET=1)". Explicit size flags override the smoke (and full) defaults.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import importlib.metadata
+import importlib.util
 import inspect
 import math
 import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 import torch
 
-__all__ = ["main", "run_attention", "attention_chart", "peak_for", "IMPLEMENTATIONS"]
+__all__ = [
+    "main", "run_attention", "attention_chart", "peak_for", "flops", "nbytes", "implementations",
+    "IMPLEMENTATIONS", "OPS",
+]
 
 REF = "pytorch chunkwise (lablib reference)"
 TRITON = "triton chunkwise (lablib.kernels)"
 SDPA = "sdpa causal (softmax, FlashAttention path)"
-FLA = "fla chunk_linear_attn"
-IMPLEMENTATIONS = (REF, TRITON, SDPA, FLA)
 PASSES = ("fwd", "fwd+bwd")
 
+# The ops, in table order: what each computes (for the tables), the lablib reference, our kernel
+# (module, function) and fla's (module, function).
+OPS = ("linear", "scalar_gated", "gla", "delta", "gated_delta")
+OP_TITLES = {
+    "linear": "causal linear attention (identity map, unnormalized): S_t = S_{t-1} + k_t v_t^T",
+    "scalar_gated": "scalar-gated linear attention (RetNet / Mamba-2 decay): S_t = a_t S_{t-1} + k_t v_t^T",
+    "gla": "gated linear attention (GLA, a decay per key dim): S_t = diag(alpha_t) S_{t-1} + k_t v_t^T",
+    "delta": "delta rule (DeltaNet, unit keys): S_t = (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T",
+    "gated_delta": "gated delta rule (Gated DeltaNet): S_t = a_t (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T",
+}
+REF_FUNCTIONS = {
+    "linear": "linear_attention_chunkwise",
+    "scalar_gated": "scalar_gated_chunkwise",
+    "gla": "gla_chunkwise",
+    "delta": "delta_rule_chunkwise",
+    "gated_delta": "delta_rule_chunkwise",
+}
+OUR_KERNELS = {
+    "linear": ("lablib.kernels.linear_attention", "chunk_linear_attention"),
+    "scalar_gated": ("lablib.kernels.gated_linear_attention", "chunk_scalar_gated_attention"),
+    "gla": ("lablib.kernels.gla", "chunk_gla"),
+    "delta": ("lablib.kernels.delta_rule", "chunk_delta_rule"),
+    "gated_delta": ("lablib.kernels.delta_rule", "chunk_delta_rule"),
+}
+FLA_FUNCTIONS = {
+    "linear": ("fla.ops.linear_attn", "chunk_linear_attn"),
+    "scalar_gated": ("fla.ops.simple_gla", "chunk_simple_gla"),
+    "gla": ("fla.ops.gla", "chunk_gla"),
+    "delta": ("fla.ops.delta_rule", "chunk_delta_rule"),
+    "gated_delta": ("fla.ops.gated_delta_rule", "chunk_gated_delta_rule"),
+}
+FLA_NAMES = {op: f"fla {fn}" for op, (_, fn) in FLA_FUNCTIONS.items()}
+FLA_NEEDS_CUDA = True  # fla's kernels are Triton-on-CUDA; the tests turn this off to run fake fla modules on the CPU
+FLA = FLA_NAMES["linear"]
+# The extra inputs of each op, in call order, and how many fp32 values per token and head they hold
+# (``per_key``: D_k of them).
+GATES: dict[str, tuple[str, ...]] = {
+    "linear": (),
+    "scalar_gated": ("log_decay",),
+    "gla": ("log_alpha",),
+    "delta": ("beta",),
+    "gated_delta": ("log_decay", "beta"),
+}
+PER_KEY_GATES = {"log_alpha"}
+
+
+def implementations(op: str) -> tuple[str, str, str, str]:
+    """The four implementations compared for ``op``: reference, ours, SDPA, fla."""
+    if op not in OPS:
+        raise ValueError(f"unknown op {op!r}; expected one of {OPS}")
+    return (REF, TRITON, SDPA, FLA_NAMES[op])
+
+
+IMPLEMENTATIONS = implementations("linear")
+
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+CHECK_TOL = {torch.float32: 1e-2, torch.float16: 3e-2, torch.bfloat16: 1e-1}
 
 FULL = dict(tokens=32768, lengths=[1024, 2048, 4096, 8192, 16384, 32768], heads=16, dims=[64, 128],
             dtype="bf16", chunk_size=64, warmup=5, repeats=20)
-SMOKE = dict(tokens=256, lengths=[64, 128], heads=2, dims=[16], dtype="fp32", chunk_size=32, warmup=1, repeats=3)
+SMOKE = dict(tokens=128, lengths=[64, 128], heads=1, dims=[16], dtype="fp32", chunk_size=32, warmup=1, repeats=3)
 
 SOFTMAX_CHECK_ROWS = 2048  # SDPA is checked on this many leading query rows (a T x T reference is too big)
 FLA_CHUNK = 64  # fla's chunk kernels' block size, for its FLOP count
@@ -127,43 +258,136 @@ class NotAvailable(Exception):
 
 
 # --------------------------------------------------------------------------------------------
-# Implementations: each builds fn(q, k, v) -> o, taking and returning its native layout
+# Implementations: each builds fn(q, k, v, *gates) -> o, taking and returning its native layout
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass
 class Impl:
     name: str
-    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-    kind: str  # "linear" (checked against the linear reference) or "softmax"
+    fn: Callable[..., torch.Tensor]
+    kind: str  # the op (checked against its float64 lablib reference) or "softmax"
     layout: str  # "BHTD" or "BTHD" (fla): the inputs' layout, made before timing
     chunk: int | None
     note: str = ""
+    uses_gates: bool = True  # False: called with q, k, v only (SDPA)
+    gates_in_input_dtype: tuple[str, ...] = ()  # gates passed in q's dtype (else fp32)
 
 
-def _build(name: str, cfg: "Config") -> Impl:
-    """The callable for one implementation, or NotAvailable with the reason."""
+def _lablib_reference(op: str, C: int) -> Callable[..., torch.Tensor]:
+    """The op's PyTorch chunkwise function from lablib.attention, as fn(q, k, v, *gates)."""
+    import lablib.attention as la
+
+    if op == "linear":
+        return lambda q, k, v: la.linear_attention_chunkwise(q, k, v, feature_map="identity", normalize=False, chunk_size=C)
+    if op == "scalar_gated":
+        return lambda q, k, v, g: la.scalar_gated_chunkwise(q, k, v, g, chunk_size=C)
+    if op == "gla":
+        return lambda q, k, v, g: la.gla_chunkwise(q, k, v, g, chunk_size=C)
+    if op == "delta":
+        return lambda q, k, v, beta: la.delta_rule_chunkwise(q, k, v, beta, chunk_size=C)
+    if op == "gated_delta":
+        return lambda q, k, v, g, beta: la.delta_rule_chunkwise(q, k, v, beta, log_decay=g, chunk_size=C)
+    raise ValueError(f"unknown op {op!r}")
+
+
+def _ours(op: str, C: int) -> Callable[..., torch.Tensor]:
+    """Our Triton kernel for the op, as fn(q, k, v, *gates); NotAvailable if it does not import."""
+    module, function = OUR_KERNELS[op]
+    try:
+        kernel = getattr(importlib.import_module(module), function)
+    except Exception as e:  # e.g. a kernel module still being written
+        raise NotAvailable(f"import of {module}.{function} failed: {e.__class__.__name__}: {_short(e)}") from e
+    if op == "linear":
+        return lambda q, k, v: kernel(q, k, v, scale=1.0, chunk_size=C)
+    if op in ("scalar_gated", "gla"):
+        return lambda q, k, v, g: kernel(q, k, v, g, scale=1.0, chunk_size=C)
+    if op == "delta":
+        return lambda q, k, v, beta: kernel(q, k, v, beta, log_decay=None, scale=1.0, chunk_size=C)
+    if op == "gated_delta":
+        return lambda q, k, v, g, beta: kernel(q, k, v, beta, log_decay=g, scale=1.0, chunk_size=C)
+    raise ValueError(f"unknown op {op!r}")
+
+
+def _fla_kwargs(op: str, params: Mapping[str, inspect.Parameter]) -> tuple[dict, str]:
+    """Keyword arguments that make the installed fla function compute the op with scale 1, and a note.
+
+    ``params`` is ``inspect.signature(fla_function).parameters``. Raises NotAvailable when this
+    version cannot be called to compute the same function as the lablib reference.
+    """
+    function = FLA_FUNCTIONS[op][1]
+    if "scale" not in params:
+        raise NotAvailable(f"installed fla's {function} has no scale argument; it would apply 1/sqrt(D_k)")
+    kwargs: dict = dict(scale=1.0)
+    note = ""
+    if op == "linear":
+        if "normalize" not in params:
+            raise NotAvailable("installed fla's chunk_linear_attn has no normalize=False; it would compute another function")
+        kwargs["normalize"] = False
+    for gate in GATES[op]:
+        arg = "beta" if gate == "beta" else "g"  # fla's names: g (log gates, scalar or per key dim), beta
+        if arg not in params:
+            raise NotAvailable(f"installed fla's {function} has no {arg!r} argument")
+    if op in ("delta", "gated_delta"):
+        if "use_k_l2norm_in_kernel" in params:
+            kwargs["use_k_l2norm_in_kernel"] = True
+            if "use_q_l2norm_in_kernel" in params:
+                kwargs["use_q_l2norm_in_kernel"] = False
+            note = "keys L2-normalized in the kernel (as lablib)"
+        elif "use_qk_l2norm_in_kernel" in params:
+            kwargs["use_qk_l2norm_in_kernel"] = True
+            note = "q and k L2-normalized in the kernel (q is unit-norm here, so the same function)"
+        else:
+            note = "no in-kernel L2 norm (keys are unit-norm already; lablib normalizes them, fla does not)"
+    if "head_first" in params:
+        kwargs["head_first"] = False
+    return kwargs, note
+
+
+def _fla(op: str, cfg: "Config") -> Impl:
+    module, function = FLA_FUNCTIONS[op]
+    name = FLA_NAMES[op]
+    try:
+        fn = getattr(importlib.import_module(module), function)
+    except ImportError as e:
+        if importlib.util.find_spec("fla") is None:
+            raise NotAvailable("not installed") from e
+        raise NotAvailable(f"import of {module}.{function} failed: {e.__class__.__name__}: {_short(e)}") from e
+    except Exception as e:  # installed but broken here (e.g. needs a GPU at import)
+        raise NotAvailable(f"import failed: {e.__class__.__name__}: {_short(e)}") from e
+    kwargs, note = _fla_kwargs(op, inspect.signature(fn).parameters)
+    if FLA_NEEDS_CUDA and cfg.device.type != "cuda":
+        raise NotAvailable("fla's Triton kernels need CUDA")
+
+    def first(out):
+        return out[0] if isinstance(out, tuple) else out
+
+    if op == "linear":
+        call = lambda q, k, v: first(fn(q, k, v, **kwargs))  # noqa: E731
+    elif op in ("scalar_gated", "gla"):
+        call = lambda q, k, v, g: first(fn(q, k, v, g=g, **kwargs))  # noqa: E731
+    elif op == "delta":
+        call = lambda q, k, v, beta: first(fn(q, k, v, beta=beta, **kwargs))  # noqa: E731
+    else:
+        call = lambda q, k, v, g, beta: first(fn(q, k, v, g=g, beta=beta, **kwargs))  # noqa: E731
+    note = ", ".join(x for x in (f"fla {_version('flash-linear-attention')}, (B,T,H,D) inputs", note) if x)
+    return Impl(name, call, op, "BTHD", FLA_CHUNK, note, gates_in_input_dtype=("beta",))
+
+
+def _build(name: str, cfg: "Config", op: str = "linear") -> Impl:
+    """The callable for one implementation of ``op``, or NotAvailable with the reason."""
     C = cfg.chunk_size
     if name == REF:
-        from lablib.attention import linear_attention_chunkwise
-
-        def ref(q, k, v):
-            return linear_attention_chunkwise(q, k, v, feature_map="identity", normalize=False, chunk_size=C)
-
-        return Impl(name, ref, "linear", "BHTD", C)
+        return Impl(name, _lablib_reference(op, C), op, "BHTD", C, gates_in_input_dtype=GATES[op])
 
     if name == TRITON:
-        from lablib.kernels.linear_attention import INTERPRETED, chunk_linear_attention
+        from lablib.kernels.linear_attention import INTERPRETED
 
         if cfg.device.type != "cuda" and not INTERPRETED:
             raise NotAvailable("no CUDA; set TRITON_INTERPRET=1")
         if cfg.device.type == "cuda" and INTERPRETED:
             raise NotAvailable("TRITON_INTERPRET=1 on a CUDA run; unset it to time compiled kernels")
-
-        def tri(q, k, v):
-            return chunk_linear_attention(q, k, v, scale=1.0, chunk_size=C)
-
-        return Impl(name, tri, "linear", "BHTD", C, "Triton interpreter" if INTERPRETED else "")
+        return Impl(name, _ours(op, C), op, "BHTD", C, "Triton interpreter" if INTERPRETED else "")
 
     if name == SDPA:
         import torch.nn.functional as F
@@ -171,31 +395,12 @@ def _build(name: str, cfg: "Config") -> Impl:
         def sdpa(q, k, v):
             return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
-        return Impl(name, sdpa, "softmax", "BHTD", None)
+        return Impl(name, sdpa, "softmax", "BHTD", None, uses_gates=False)
 
-    if name == FLA:
-        try:
-            from fla.ops.linear_attn import chunk_linear_attn
-        except ImportError as e:
-            raise NotAvailable("not installed") from e
-        except Exception as e:  # installed but broken here (e.g. needs a GPU at import)
-            raise NotAvailable(f"import failed: {e.__class__.__name__}: {_short(e)}")
-        params = inspect.signature(chunk_linear_attn).parameters
-        if "normalize" not in params:
-            raise NotAvailable("installed fla's chunk_linear_attn has no normalize=False; it would compute another function")
-        kwargs = dict(scale=1.0, normalize=False)
-        if "head_first" in params:
-            kwargs["head_first"] = False
-        if cfg.device.type != "cuda":
-            raise NotAvailable("fla's Triton kernels need CUDA")
+    if name == FLA_NAMES[op]:
+        return _fla(op, cfg)
 
-        def fla(q, k, v):
-            out = chunk_linear_attn(q, k, v, **kwargs)
-            return out[0] if isinstance(out, tuple) else out
-
-        return Impl(name, fla, "linear", "BTHD", FLA_CHUNK, f"fla {_version('flash-linear-attention')}, (B,T,H,D) inputs")
-
-    raise ValueError(f"unknown implementation {name!r}")
+    raise ValueError(f"unknown implementation {name!r} for op {op!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,18 +409,35 @@ def _build(name: str, cfg: "Config") -> Impl:
 
 
 def flops(kind: str, pass_: str, B: int, H: int, T: int, d_k: int, d_v: int, chunk: int | None) -> float:
-    """FLOPs of one call (see the module docstring): backward = 2x forward."""
-    if kind == "linear":
-        fwd = 2.0 * B * H * (T * chunk * d_k + T * chunk * d_v + 2 * T * d_k * d_v)
+    """FLOPs of one call of ``kind`` (an op or "softmax"; see the module docstring): backward = 2x forward."""
+    BH, C = float(B * H), chunk
+    if kind == "softmax":
+        fwd = 2.0 * BH * T * T * (d_k + d_v) / 2
+    elif kind in ("linear", "scalar_gated", "gla"):
+        fwd = 2.0 * BH * (T * C * d_k + T * C * d_v + 2 * T * d_k * d_v)
+        if kind == "scalar_gated":
+            fwd += BH * (3 * T * C + 2 * T * d_k + T * d_k * d_v / C)
+        elif kind == "gla":
+            fwd += BH * (6 * T * d_k + T * d_k * d_v / C)
+    elif kind in ("delta", "gated_delta"):
+        fwd = 2.0 * BH * T * (3 * C * d_k + 2 * C * d_v + 3 * d_k * d_v) + BH * T * C * C / 3
+        if kind == "gated_delta":
+            fwd += BH * (4 * T * C + 3 * T * d_k + T * d_k * d_v / C)
     else:
-        fwd = 2.0 * B * H * T * T * (d_k + d_v) / 2
+        raise ValueError(f"unknown kind {kind!r}")
     return fwd if pass_ == "fwd" else 3 * fwd
 
 
-def nbytes(pass_: str, B: int, H: int, T: int, d_k: int, d_v: int, itemsize: int) -> float:
-    """Compulsory bytes of one call: q, k, v read and o written (+ do read, dq, dk, dv written)."""
+def gate_values(op: str, d_k: int) -> int:
+    """fp32 gate values per token and head read by ``op`` (0 for linear attention and SDPA)."""
+    return sum(d_k if g in PER_KEY_GATES else 1 for g in GATES.get(op, ()))
+
+
+def nbytes(pass_: str, B: int, H: int, T: int, d_k: int, d_v: int, itemsize: int, op: str = "linear") -> float:
+    """Compulsory bytes of one call: q, k, v (+ gates) read and o written (+ do read, dq, dk, dv (+ d gates) written)."""
     per_token = 2 * d_k + 2 * d_v if pass_ == "fwd" else 6 * d_k + 5 * d_v
-    return float(B * H * T * per_token * itemsize)
+    gates = gate_values(op, d_k) * 4 * (1 if pass_ == "fwd" else 3)
+    return float(B * H * T * (per_token * itemsize + gates))
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,6 +500,7 @@ class Config:
     budget: float
     ref_max_chunks: int
     progress: bool = True
+    ops: list[str] = field(default_factory=lambda: list(OPS))
 
 
 def _short(e: BaseException, n: int = 160) -> str:
@@ -315,15 +538,41 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({platform.machine() or 'unknown'}, {torch.get_num_threads()} threads)"
 
 
-def _inputs(B, H, T, D, dtype, device, seed=0):
-    """q, k ~ N(0, 1/sqrt(D)), v ~ N(0, 1), (B, H, T, D), made on the device."""
+def _seed(op: str, T: int, D: int) -> int:
+    return (OPS.index(op) * 1_000_003 + T * 1009 + D) % (2**31)
+
+
+def _inputs(B, H, T, D, dtype, device, seed=0, op="linear"):
+    """q, k, v (B, H, T, D) in ``dtype`` and the op's gates (fp32, values representable in ``dtype``).
+
+    q, k ~ N(0, 1/sqrt(D)) (unit-norm rows for the delta ops), v ~ N(0, 1);
+    log_decay = logsigmoid(randn + 3) (B, H, T); log_alpha the same, (B, H, T, D);
+    beta = sigmoid(randn) (B, H, T). Made on the device.
+    """
+    import torch.nn.functional as F
+
     g = torch.Generator(device=device).manual_seed(seed)
-    q, k, v = (torch.randn(B, H, T, D, generator=g, device=device, dtype=torch.float32) for _ in range(3))
-    s = D**-0.25
-    return (q * s).to(dtype), (k * s).to(dtype), v.to(dtype)
+    randn = lambda *shape: torch.randn(*shape, generator=g, device=device, dtype=torch.float32)  # noqa: E731
+    q, k, v = (randn(B, H, T, D) for _ in range(3))
+    if op in ("delta", "gated_delta"):
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+    else:
+        s = D**-0.25
+        q, k = q * s, k * s
+    gates = {}
+    for name in GATES[op]:
+        if name == "log_decay":
+            x = F.logsigmoid(randn(B, H, T) + 3)
+        elif name == "log_alpha":
+            x = F.logsigmoid(randn(B, H, T, D) + 3)
+        else:  # beta
+            x = torch.sigmoid(randn(B, H, T))
+        gates[name] = x.to(dtype).float()  # the same values for every implementation, whatever dtype it takes
+    return q.to(dtype), k.to(dtype), v.to(dtype), gates
 
 
 def _to_layout(x: torch.Tensor, layout: str) -> torch.Tensor:
+    """(B, H, T, ...) -> the implementation's layout ((B, T, H, ...) for fla), contiguous."""
     return x.transpose(1, 2).contiguous() if layout == "BTHD" else x
 
 
@@ -331,17 +580,27 @@ def _from_layout(x: torch.Tensor, layout: str) -> torch.Tensor:
     return x.transpose(1, 2) if layout == "BTHD" else x
 
 
-def _references(q, k, v, chunk_size: int) -> dict[str, tuple[torch.Tensor, int]]:
-    """float64 references on batch element 0: kind -> (output rows checked, number of rows)."""
-    from lablib.attention import linear_attention_chunkwise, softmax_attention
+def _impl_gates(impl: Impl, op: str, gates: dict[str, torch.Tensor], dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """The op's gates as ``impl`` takes them: its layout, fp32 or (where it needs) the input dtype."""
+    if not impl.uses_gates:
+        return ()
+    return tuple(
+        _to_layout(gates[n].to(dtype) if n in impl.gates_in_input_dtype else gates[n], impl.layout) for n in GATES[op]
+    )
+
+
+def _references(q, k, v, chunk_size: int, op: str = "linear", gates: dict | None = None) -> dict[str, tuple[torch.Tensor, int]]:
+    """float64 references on batch element 0: kind (the op, "softmax") -> (output rows checked, number of rows)."""
+    from lablib.attention import softmax_attention
 
     q0, k0, v0 = (x[:1].double() for x in (q, k, v))
+    g0 = tuple(gates[n][:1].double() for n in GATES[op]) if gates else ()
     T = q.shape[2]
     R = min(T, SOFTMAX_CHECK_ROWS)
     with torch.no_grad():
-        lin = linear_attention_chunkwise(q0, k0, v0, feature_map="identity", normalize=False, chunk_size=chunk_size)
+        ref = _lablib_reference(op, chunk_size)(q0, k0, v0, *g0)
         soft = softmax_attention(q0[:, :, :R], k0[:, :, :R], v0[:, :, :R], causal=True)
-    return {"linear": (lin, T), "softmax": (soft, R)}
+    return {op: (ref, T), "softmax": (soft, R)}
 
 
 def _errors(out: torch.Tensor, ref: torch.Tensor, rows: int) -> tuple[float, float]:
@@ -351,44 +610,46 @@ def _errors(out: torch.Tensor, ref: torch.Tensor, rows: int) -> tuple[float, flo
 
 
 def run_attention(cfg: Config) -> pd.DataFrame:
-    """Every (implementation, T, D, pass) as one row of a DataFrame; see the module docstring."""
+    """Every (op, implementation, T, D, pass) as one row of a DataFrame; see the module docstring."""
     from tqdm.auto import tqdm
 
     dev, dtype = cfg.device, cfg.dtype
     itemsize = torch.empty((), dtype=dtype).element_size()
     dtype_name = {v: k for k, v in DTYPES.items()}[dtype]
     peak = peak_for(device_name(dev)) if dev.type == "cuda" else None
+    tol = CHECK_TOL[dtype]
 
-    impls: dict[str, Impl | str] = {}
-    for name in IMPLEMENTATIONS:
-        try:
-            impls[name] = _build(name, cfg)
-        except Exception as e:  # not installed, no CUDA, ...: every row of it is n/a
-            impls[name] = _reason(e)
-    fla_hint = "pip install flash-linear-attention" if impls[FLA] == "not installed" else ""
+    impls: dict[tuple[str, str], Impl | str] = {}
+    for op in cfg.ops:
+        for name in implementations(op):
+            try:
+                impls[op, name] = _build(name, cfg, op)
+            except Exception as e:  # not installed, no CUDA, ...: every row of it is n/a
+                impls[op, name] = _reason(e)
 
     rows: list[dict] = []
-    jobs = [(T, D, name) for T in cfg.lengths for D in cfg.dims for name in IMPLEMENTATIONS]
+    jobs = [(op, T, D, name) for op in cfg.ops for T in cfg.lengths for D in cfg.dims for name in implementations(op)]
     bar = tqdm(jobs, desc="attention", unit="case", disable=not cfg.progress, file=sys.stderr)
     refs: dict | None = None
     key = None
-    for T, D, name in bar:
-        bar.set_postfix_str(f"T={T} D={D} {name.split(' (')[0]}")
+    for op, T, D, name in bar:
+        bar.set_postfix_str(f"{op} T={T} D={D} {name.split(' (')[0]}")
         B = max(1, cfg.tokens // T)
-        impl = impls[name]
-        kind = impl.kind if isinstance(impl, Impl) else ("softmax" if name == SDPA else "linear")
-        chunk = impl.chunk if isinstance(impl, Impl) else (None if name == SDPA else cfg.chunk_size)
+        impl = impls[op, name]
+        is_fla = name == FLA_NAMES[op]
+        kind = impl.kind if isinstance(impl, Impl) else ("softmax" if name == SDPA else op)
+        chunk = impl.chunk if isinstance(impl, Impl) else (None if name == SDPA else FLA_CHUNK if is_fla else cfg.chunk_size)
         base = dict(
-            implementation=name, device=device_name(dev), dtype=dtype_name, B=B, T=T, H=cfg.heads, D=D,
+            op=op, implementation=name, device=device_name(dev), dtype=dtype_name, B=B, T=T, H=cfg.heads, D=D,
             chunk=chunk, layout=impl.layout if isinstance(impl, Impl) else "",
         )
+        hint = "pip install flash-linear-attention" if is_fla and impl == "not installed" else ""
         blank = dict(ms=math.nan, ms_min=math.nan, repeats=0, max_err=math.nan, max_abs_err=math.nan,
-                     check_ref="", peak_mem_gib=math.nan,
-                     note=impl.note if isinstance(impl, Impl) else (fla_hint if name == FLA else ""))
+                     check_ref="", peak_mem_gib=math.nan, note=impl.note if isinstance(impl, Impl) else hint)
 
         def add(pass_, status, **values):
             fl = flops(kind, pass_, B, cfg.heads, T, D, D, chunk or cfg.chunk_size)
-            by = nbytes(pass_, B, cfg.heads, T, D, D, itemsize)
+            by = nbytes(pass_, B, cfg.heads, T, D, D, itemsize, op if kind != "softmax" else "linear")
             row = {**base, "pass": pass_, **blank, **values, "flops": fl, "bytes": by, "status": status}
             ms = row["ms"]
             row["tflops"] = fl / (ms * 1e-3) / 1e12 if ms == ms else math.nan
@@ -407,19 +668,22 @@ def run_attention(cfg: Config) -> pd.DataFrame:
             continue
 
         try:
-            if key != (T, D):  # new shape: new inputs, and the float64 references for the checks
-                refs = q = k = v = None
+            if key != (op, T, D):  # new shape: new inputs, and the float64 references for the checks
+                refs = q = k = v = gates = None
                 _free(dev)
-                q, k, v = _inputs(B, cfg.heads, T, D, dtype, dev)
-                refs = _references(q, k, v, cfg.chunk_size)
-                key = (T, D)
+                q, k, v, gates = _inputs(B, cfg.heads, T, D, dtype, dev, seed=_seed(op, T, D), op=op)
+                refs = _references(q, k, v, cfg.chunk_size, op, gates)
+                key = (op, T, D)
             qi, ki, vi = (_to_layout(x, impl.layout) for x in (q, k, v))
+            gi = _impl_gates(impl, op, gates, dtype)
             # 1. correctness of the forward on this shape, before any timing
             with torch.no_grad():
-                out = _from_layout(impl.fn(qi, ki, vi), impl.layout)
+                out = _from_layout(impl.fn(qi, ki, vi, *gi), impl.layout)
             ref, nrows = refs[impl.kind]
             err, abs_err = _errors(out, ref, nrows)
-            check = f"{'linear_attention_chunkwise' if impl.kind == 'linear' else 'softmax_attention'} fp64, b=0, rows<{nrows}"
+            check_fn = REF_FUNCTIONS[op] if impl.kind != "softmax" else "softmax_attention"
+            check = f"{check_fn} fp64, b=0, rows<{nrows}"
+            ok = "ok" if err <= tol else f"inaccurate (max_err {err:.1e} > tol {tol:g} of {dtype_name})"
             do = torch.randn_like(out).to(dtype)
             do = _to_layout(do, impl.layout)
             del out
@@ -433,12 +697,12 @@ def run_attention(cfg: Config) -> pd.DataFrame:
             try:
                 if p == "fwd":
 
-                    def call(qi=qi, ki=ki, vi=vi):
+                    def call(qi=qi, ki=ki, vi=vi, gi=gi):
                         with torch.no_grad():
-                            impl.fn(qi, ki, vi)
+                            impl.fn(qi, ki, vi, *gi)
 
                 else:
-                    leaves = [x.detach().clone().requires_grad_(True) for x in (qi, ki, vi)]
+                    leaves = [x.detach().clone().requires_grad_(True) for x in (qi, ki, vi, *gi)]
 
                     def call(leaves=leaves):
                         for x in leaves:
@@ -449,19 +713,19 @@ def run_attention(cfg: Config) -> pd.DataFrame:
                     torch.cuda.reset_peak_memory_stats(dev)
                 times = time_call(call, dev, warmup=cfg.warmup, repeats=cfg.repeats, budget=cfg.budget)
                 mem = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else math.nan
-                add(p, "ok", ms=1e3 * statistics.median(times), ms_min=1e3 * min(times), repeats=len(times),
+                add(p, ok, ms=1e3 * statistics.median(times), ms_min=1e3 * min(times), repeats=len(times),
                     max_err=err, max_abs_err=abs_err, check_ref=check, peak_mem_gib=mem)
             except Exception as e:
                 add(p, f"n/a ({_reason(e)})", max_err=err, max_abs_err=abs_err, check_ref=check)
                 _free(dev)
             finally:
                 call = leaves = None
-        qi = ki = vi = do = None
+        qi = ki = vi = gi = do = None
     bar.close()
     columns = [
-        "implementation", "pass", "device", "dtype", "B", "T", "H", "D", "chunk", "layout", "ms", "ms_min", "repeats",
-        "flops", "bytes", "tflops", "gbps", "tflops_pct_peak", "gbps_pct_peak", "max_err", "max_abs_err", "check_ref",
-        "peak_mem_gib", "status", "note",
+        "op", "implementation", "pass", "device", "dtype", "B", "T", "H", "D", "chunk", "layout", "ms", "ms_min",
+        "repeats", "flops", "bytes", "tflops", "gbps", "tflops_pct_peak", "gbps_pct_peak", "max_err", "max_abs_err",
+        "check_ref", "peak_mem_gib", "status", "note",
     ]
     df = pd.DataFrame(rows, columns=columns)
     return df.astype({"chunk": "Int64"})
@@ -472,16 +736,29 @@ def run_attention(cfg: Config) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
+def _role(name: str) -> str:
+    """The implementation's role, the same across ops (fla's function name differs per op)."""
+    return "fla (flash-linear-attention)" if name.startswith("fla ") else name
+
+
+ROLES = (REF, TRITON, SDPA, "fla (flash-linear-attention)")
+
+
 def display_table(df: pd.DataFrame) -> pd.DataFrame:
-    """The columns worth reading, rounded, sorted by pass, D, T and implementation."""
-    order = {n: i for i, n in enumerate(IMPLEMENTATIONS)}
-    t = df.assign(_o=df.implementation.map(order), _p=df["pass"].map({p: i for i, p in enumerate(PASSES)}))
-    t = t.sort_values(["_p", "D", "T", "_o"])
+    """The columns worth reading, rounded, sorted by op, pass, D, T and implementation."""
+    ops = df["op"] if "op" in df else pd.Series("linear", index=df.index)
+    t = df.assign(
+        _op=ops.map({o: i for i, o in enumerate(OPS)}),
+        _o=df.implementation.map(lambda n: ROLES.index(_role(n))),
+        _p=df["pass"].map({p: i for i, p in enumerate(PASSES)}),
+    )
+    t = t.sort_values(["_op", "_p", "D", "T", "_o"])
 
     def num(x, fmt):
         return "n/a" if x != x else format(x, fmt)
 
     return pd.DataFrame({
+        "op": ops.loc[t.index],
         "pass": t["pass"],
         "D": t.D,
         "T": t["T"],
@@ -507,13 +784,28 @@ def _markdown(table: pd.DataFrame) -> str:
         return "\n".join(lines)
 
 
+def _sections(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(heading, table without the op column) for each op present, in OPS order."""
+    table = display_table(df)
+    return [
+        (f"## {op}: {OP_TITLES[op]}", table[table.op == op].drop(columns="op"))
+        for op in OPS if (table.op == op).any()
+    ]
+
+
 def attention_chart(df: pd.DataFrame):
-    """Median time against T, log-log, one line per implementation; rows: pass, columns: head dim D."""
+    """Median time against T, log-log, one line per implementation; rows: op, columns: pass and head dim D."""
     import altair as alt
 
-    d = df[df.ms.notna() & (df.ms > 0)][["implementation", "pass", "T", "D", "B", "ms", "tflops", "gbps"]]
+    d = df[df.ms.notna() & (df.ms > 0)]
     if d.empty:
         return None
+    d = d.assign(
+        op=d["op"] if "op" in d else "linear",
+        who=d.implementation.map(_role),
+        panel=d["pass"] + ", D=" + d.D.astype(str),
+    )[["op", "implementation", "who", "pass", "panel", "T", "D", "B", "ms", "tflops", "gbps"]]
+    panels = [f"{p}, D={D}" for p in PASSES for D in sorted(d.D.unique())]
     return (
         alt.Chart(d)
         .mark_line(point=True)
@@ -521,14 +813,16 @@ def attention_chart(df: pd.DataFrame):
             x=alt.X("T:Q", scale=alt.Scale(type="log", base=2), title="sequence length T",
                     axis=alt.Axis(values=sorted(int(t) for t in d["T"].unique()), format="d")),
             y=alt.Y("ms:Q", scale=alt.Scale(type="log"), axis=alt.Axis(format="~g"), title="ms per call (median)"),
-            color=alt.Color("implementation:N", title="implementation", scale=alt.Scale(domain=list(IMPLEMENTATIONS)),
+            color=alt.Color("who:N", title="implementation", scale=alt.Scale(domain=list(ROLES)),
                             legend=alt.Legend(labelLimit=400)),
-            tooltip=["implementation:N", "pass:N", "T:Q", "B:Q", "D:Q", alt.Tooltip("ms:Q", format=".4g"),
+            tooltip=["op:N", "implementation:N", "pass:N", "T:Q", "B:Q", "D:Q", alt.Tooltip("ms:Q", format=".4g"),
                      alt.Tooltip("tflops:Q", format=".3g", title="TFLOP/s"), alt.Tooltip("gbps:Q", format=".4g", title="GB/s")],
         )
-        .properties(width=320, height=220)
-        .facet(row=alt.Row("pass:N", title=None, sort=list(PASSES)), column=alt.Column("D:O", title="head dim D"))
-        .properties(title="Causal attention, B*T tokens fixed: time vs sequence length")
+        .properties(width=260, height=180)
+        .facet(row=alt.Row("op:N", title=None, sort=[o for o in OPS if o in set(d.op)]),
+               column=alt.Column("panel:N", title=None, sort=panels))
+        .resolve_scale(y="independent")
+        .properties(title="Causal attention kernels, B*T tokens fixed: time vs sequence length")
     )
 
 
@@ -538,7 +832,9 @@ def write_outputs(df: pd.DataFrame, header: list[str], out: Path) -> dict[str, P
     written = {}
     df.to_csv(out / "attention.csv", index=False)
     written["csv"] = out / "attention.csv"
-    md = "\n".join(header) + "\n\n" + _markdown(display_table(df)) + "\n"
+    md = "\n".join(header) + "\n"
+    for heading, table in _sections(df):
+        md += f"\n{heading}\n\n{_markdown(table)}\n"
     (out / "attention.md").write_text(md)
     written["md"] = out / "attention.md"
     chart = attention_chart(df)
@@ -575,23 +871,39 @@ def _ints(text: str) -> list[int]:
     return values
 
 
+def _ops(text: str) -> list[str]:
+    """``all`` or a comma-separated list of ops, returned in OPS order without repeats."""
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if names == ["all"]:
+        return list(OPS)
+    unknown = [x for x in names if x not in OPS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"expected 'all' or comma-separated ops from {', '.join(OPS)}; got {text!r}")
+    return [o for o in OPS if o in names]
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lablib.bench", description="lablib benchmarks")
     sub = p.add_subparsers(dest="bench", required=True)
-    a = sub.add_parser("attention", help="causal linear attention (reference, Triton, fla) and SDPA, fwd and fwd+bwd")
+    a = sub.add_parser(
+        "attention",
+        help="the linear-attention kernel family (lablib reference, Triton, fla) and SDPA, fwd and fwd+bwd",
+    )
+    a.add_argument("--op", type=_ops, default=list(OPS), metavar="OPS",
+                   help=f"'all' (default) or comma-separated ops from: {', '.join(OPS)}")
     a.add_argument("--device", choices=["cuda", "cpu"], help="default: cuda when available (cpu with --smoke)")
     a.add_argument("--dtype", choices=list(DTYPES), help=f"default {FULL['dtype']} ({SMOKE['dtype']} with --smoke)")
     a.add_argument("--tokens", type=int, help=f"B*T, fixed across lengths (default {FULL['tokens']})")
     a.add_argument("--lengths", type=_ints, help="comma-separated T values (default 1024,...,32768)")
     a.add_argument("--heads", type=int, help=f"H (default {FULL['heads']})")
     a.add_argument("--dims", type=_ints, help="comma-separated head dims D = D_k = D_v (default 64,128)")
-    a.add_argument("--chunk-size", type=int, help=f"chunk C of the reference and Triton kernel (default {FULL['chunk_size']})")
+    a.add_argument("--chunk-size", type=int, help=f"chunk C of the reference and Triton kernels (default {FULL['chunk_size']})")
     a.add_argument("--warmup", type=int, help=f"warm-up calls per case (default {FULL['warmup']})")
     a.add_argument("--repeats", type=int, help=f"timed calls per case, median reported (default {FULL['repeats']})")
     a.add_argument("--budget", type=float, default=5.0, help="seconds of timed calls per case; fewer repeats (>= 3) when slow")
     a.add_argument("--ref-max-chunks", type=int, default=256, help="skip the PyTorch reference when T / C exceeds this")
     a.add_argument("--out", type=Path, default=Path("bench_out"), help="directory for attention.{csv,md,html,png}")
-    a.add_argument("--smoke", action="store_true", help="tiny CPU fp32 sizes that run in seconds (TRITON_INTERPRET=1)")
+    a.add_argument("--smoke", action="store_true", help="tiny CPU fp32 sizes that run in about a minute (TRITON_INTERPRET=1)")
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -609,11 +921,20 @@ def _config(args: argparse.Namespace) -> Config:
         device=torch.device(device), dtype=DTYPES[pick("dtype")], tokens=pick("tokens"), lengths=pick("lengths"),
         heads=pick("heads"), dims=pick("dims"), chunk_size=pick("chunk_size"), warmup=max(1, pick("warmup")),
         repeats=max(1, pick("repeats")), budget=args.budget, ref_max_chunks=args.ref_max_chunks,
-        progress=not args.no_progress,
+        progress=not args.no_progress, ops=list(args.op),
     )
     if cfg.chunk_size < 16 or cfg.chunk_size & (cfg.chunk_size - 1):
-        raise SystemExit(f"--chunk-size must be a power of two >= 16 (the Triton kernel's tile); got {cfg.chunk_size}")
+        raise SystemExit(f"--chunk-size must be a power of two >= 16 (the Triton kernels' tile); got {cfg.chunk_size}")
     return cfg
+
+
+FLOP_TEXT = {
+    "linear": "linear lin = 2BH(TCD_k + TCD_v + 2TD_kD_v)",
+    "scalar_gated": "scalar_gated lin + BH(3TC + 2TD_k + TD_kD_v/C)",
+    "gla": "gla lin + BH(6TD_k + TD_kD_v/C) (A as a dense CxCxD_k product; diagonal sub-block exps not counted)",
+    "delta": "delta 2BHT(3CD_k + 2CD_v + 3D_kD_v) + BHTC^2/3",
+    "gated_delta": "gated_delta delta + BH(4TC + 3TD_k + TD_kD_v/C)",
+}
 
 
 def _header(cfg: Config) -> list[str]:
@@ -627,20 +948,37 @@ def _header(cfg: Config) -> list[str]:
     except Exception:
         triton_version = "not installed"
     peak_text = f"{peak[0]}: {peak[1]:g} TFLOP/s bf16 dense, {peak[2]:g} GB/s" if peak else "n/a (device not in the table)"
+    flop_text = "; ".join(FLOP_TEXT[o] for o in cfg.ops)
     return [
         f"# Attention benchmark: {dev}, torch {torch.__version__}, triton {triton_version}, "
         f"{datetime.datetime.now().isoformat(timespec='seconds')}",
         "",
-        f"- dtype {dtype_name}; B*T = {cfg.tokens} tokens (B = tokens // T); H = {cfg.heads}; D = D_k = D_v in "
-        f"{cfg.dims}; T in {cfg.lengths}; chunk C = {cfg.chunk_size} (fla: {FLA_CHUNK})",
+        f"- ops: {', '.join(cfg.ops)}; dtype {dtype_name} (gates fp32"
+        f"{'' if cfg.dtype == torch.float32 else ', values rounded to ' + dtype_name}); "
+        f"B*T = {cfg.tokens} tokens (B = tokens // T); H = {cfg.heads}; D = D_k = D_v in {cfg.dims}; "
+        f"T in {cfg.lengths}; chunk C = {cfg.chunk_size} (fla: {FLA_CHUNK})",
         f"- fla (flash-linear-attention) {_version('flash-linear-attention')}; python {platform.python_version()}",
         f"- peak: {peak_text}",
-        "- ms: median of the repeats (CUDA events on GPU, perf_counter on CPU); fwd+bwd includes the forward",
-        "- FLOPs: linear 2BH(TCD_k + TCD_v + 2TD_kD_v), SDPA causal 2BHT^2(D_k+D_v)/2, backward = 2x forward; "
-        "bytes: q,k,v read + o written (+ do read, dq,dk,dv written)",
-        "- max_err: max|out - ref| / max|ref| against a float64 lablib reference on batch 0 (SDPA: first "
-        f"min(T, {SOFTMAX_CHECK_ROWS}) rows)",
+        "- ms: median of the repeats (CUDA events on GPU, perf_counter on CPU); fwd+bwd includes the forward "
+        "and the gradients of q, k, v and the gates",
+        f"- forward FLOPs: {flop_text}; SDPA causal 2BHT^2(D_k+D_v)/2; backward = 2x forward",
+        "- bytes: q,k,v read + o written at the input dtype, gates read as fp32 (+ do read, dq,dk,dv and gate "
+        "gradients written)",
+        "- max_err: max|out - ref| / max|ref| against the op's float64 lablib chunkwise reference on batch 0 "
+        f"(SDPA: softmax_attention, first min(T, {SOFTMAX_CHECK_ROWS}) rows); status 'inaccurate' above "
+        f"{CHECK_TOL[cfg.dtype]:g}",
+        "- produced by: python -m lablib.bench attention " + _argv_text(cfg),
     ]
+
+
+def _argv_text(cfg: Config) -> str:
+    dtype_name = {v: k for k, v in DTYPES.items()}[cfg.dtype]
+    return (
+        f"--op {','.join(cfg.ops)} --device {cfg.device.type} --dtype {dtype_name} --tokens {cfg.tokens} "
+        f"--lengths {','.join(map(str, cfg.lengths))} --heads {cfg.heads} --dims {','.join(map(str, cfg.dims))} "
+        f"--chunk-size {cfg.chunk_size} --warmup {cfg.warmup} --repeats {cfg.repeats} --budget {cfg.budget:g} "
+        f"--ref-max-chunks {cfg.ref_max_chunks}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -650,9 +988,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     df = run_attention(cfg)
     written = write_outputs(df, header, Path(args.out))
     print("\n".join(header))
-    print()
     with pd.option_context("display.max_colwidth", 80, "display.width", 250):
-        print(display_table(df).to_string(index=False))
+        for heading, table in _sections(df):
+            print()
+            print(heading)
+            print(table.to_string(index=False))
     print()
     print("wrote " + ", ".join(str(p) for p in written.values()))
     return 0
