@@ -59,7 +59,9 @@ def _():
         mse,
         online_gd,
         optimal_step_size,
+        implied_weights,
         predict,
+        to_prompt_matrix,
         train_lsa,
     )
 
@@ -81,6 +83,7 @@ def _():
         fit_step_sizes,
         gd,
         gd_plus_plus,
+        implied_weights,
         linear_attention_icl_predict,
         lsa_from_gd,
         mse,
@@ -90,6 +93,7 @@ def _():
         predict,
         task,
         test_prompts,
+        to_prompt_matrix,
         torch,
         train_lsa,
     )
@@ -153,7 +157,7 @@ def _(
     test_prompts,
     train_lsa,
 ):
-    depth_rows = []
+    depth_rows, full_models = [], {}
     for _k in (1, 2, 3):
         _etas = fit_step_sizes(fit_prompts, _k)
         _pp_etas, _pp_gammas = fit_gd_plus_plus(fit_prompts, _k)
@@ -161,6 +165,7 @@ def _(
         train_lsa(_restricted, task, 1500, lr=0.01, batch=256, seed=0, progress=False)
         _full = LinearTransformer(5, _k, init_std=0.1, seed=0)
         train_lsa(_full, task, 1500, lr=0.01, batch=256, seed=0, progress=False)
+        full_models[_k] = _full
         _vs_gd = compare_with_gd(_restricted, test_prompts, list(_etas))
         depth_rows += [
             {"layers / steps k": _k, "learner": "k GD steps, fitted step sizes", "loss": _vs_gd["gd_loss"]},
@@ -178,7 +183,7 @@ def _(
         strokeDash=alt.condition("indexof(datum.learner, 'trained') >= 0", alt.value([1, 0]), alt.value([5, 3])),
         tooltip=["learner", "layers / steps k", alt.Tooltip("loss:Q", format=".4f")],
     ).properties(width=380, height=250, title="solid: trained transformers; dashed: algorithms")
-    return (depth,)
+    return depth, full_models
 
 
 @app.cell
@@ -209,6 +214,101 @@ def _(mo):
     $k - 1$). Three full layers are not yet converged at this budget; they keep improving with longer
     training. "Transformers do gradient descent" is true of the restricted form; trained freely they
     find a *better* iterative method built from the same ingredients.
+
+    **Where are the weights?** A trained stack predicts $\hat y = w_{\text{eff}}^\top x_q$ with a $w_{\text{eff}}$
+    that depends on the prompt. Is that vector written somewhere a linear probe can read it, as
+    Akyürek et al. (2023) found in transformers trained on the same task? Each layer sees the prompt
+    only through its linear-attention state $Z M Z^\top / N$, a symmetric $(d+1) \times (d+1)$ matrix,
+    so that is where to look. Fit a linear probe (least squares with a bias, on 4000 prompts) from
+    the state at each depth of the trained three-layer full stack to the prompt's true $w$ and to
+    the model's own $w_{\text{eff}}$, and score it by $R^2$ on 4000 other prompts:
+    """)
+    return
+
+
+@app.cell
+def _(alt, full_models, implied_weights, pd, task, to_prompt_matrix, torch):
+    def attention_states(model, xs, ys, x_query):
+        """The state Z M Z^T / N at the input of every layer and at the output, as a list of (B, (d+1)(d+2)/2)
+        tensors: its upper triangle (the matrix is symmetric; duplicated columns would only make the probe's
+        least-squares problem rank-deficient)."""
+        N, d = xs.shape[1], xs.shape[2]
+        upper = torch.triu_indices(d + 1, d + 1)
+        Z = to_prompt_matrix(xs.float(), ys.float(), x_query.float())
+        states = []
+        with torch.no_grad():
+            for layer in [*model.layers, None]:
+                keys = Z[:, :, :N]  # the training tokens: the only columns that are keys and values
+                states.append((keys @ keys.transpose(1, 2) / N)[:, upper[0], upper[1]].double())
+                if layer is not None:
+                    Z = layer(Z)
+        return states
+
+
+    def r_squared(estimate, target):
+        """1 - |target - estimate|^2 / |target - mean|^2 over all prompts and coordinates."""
+        return 1 - (target - estimate).pow(2).sum().item() / (target - target.mean(0)).pow(2).sum().item()
+
+
+    def probe_r2(train_features, train_target, test_features, test_target):
+        """Held-out R^2 of a least-squares linear probe (with bias) fitted on the training prompts."""
+        with_bias = lambda F: torch.cat([F, torch.ones(F.shape[0], 1, dtype=F.dtype)], 1)
+        coef = torch.linalg.lstsq(with_bias(train_features), train_target).solution
+        return r_squared(with_bias(test_features) @ coef, test_target)
+
+
+    deep = full_models[3]
+    _fit, _test = (task.sample(4000, torch.Generator().manual_seed(_s), dtype=torch.float64) for _s in (21, 22))
+    _states_fit, _states_test = attention_states(deep, *_fit[:3]), attention_states(deep, *_test[:3])
+    w_eff_test = implied_weights(deep, _test.xs, _test.ys).double()
+    _targets = {"true w": (_fit.w, _test.w), "model's implied weights": (implied_weights(deep, _fit.xs, _fit.ys).double(), w_eff_test)}
+    _where = ["input (layer 1 reads)", "after layer 1", "after layer 2 (layer 3 reads)", "output"]
+    probes = pd.DataFrame([
+        {"state": _where[_i], "target": _name, "R2": probe_r2(_states_fit[_i], _y_fit, _states_test[_i], _y_test)}
+        for _i in range(4) for _name, (_y_fit, _y_test) in _targets.items()
+    ])
+    model_knows = r_squared(w_eff_test, _test.w)  # how well the model's own weights match the truth
+    _line = alt.Chart(probes).mark_line(point=True).encode(
+        x=alt.X("state:N", sort=_where, title="linear-attention state probed", axis=alt.Axis(labelAngle=-20)),
+        y=alt.Y("R2:Q", scale=alt.Scale(domain=[0, 1.02]), title="held-out R^2"),
+        color=alt.Color("target:N", title="linear probe for"),
+        tooltip=["state", "target", alt.Tooltip("R2:Q", format=".4f")],
+    )
+    _known = alt.Chart(pd.DataFrame({"R2": [model_knows]})).mark_rule(strokeDash=[5, 3], color="gray").encode(y="R2:Q")
+    (_line + _known).properties(width=380, height=230, title="dashed: R^2 of the model's implied weights against the true w")
+    return model_knows, probes
+
+
+@app.cell
+def _(probes):
+    probes.pivot(index="state", columns="target", values="R2").loc[_where].round(3)
+    return
+
+
+@app.cell
+def _(model_knows, probes):
+    # NBVAL_CHECK_OUTPUT
+    print("the model's implied weights match the true w (R^2 > 0.99):", model_knows > 0.99,
+          "| the best linear probe of the attention state, at any depth, falls short of that by more than 0.05:",
+          bool(probes.R2.max() < model_knows - 0.05))
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    The model knows $w$: its implied weights explain 99.7% of the variance of the true $w$ (the
+    dashed line). A linear probe of the state it computes with does not get there. At the input it
+    reads $R^2 \approx 0.77$, about what $\tfrac1N X^\top y$ allows (a linear estimate cannot undo the
+    random $X^\top X$). After the first layer it reads more, about 0.91: that layer has moved the
+    tokens by $x \leftarrow (I - \gamma S)x$ (the GD++ step), which partly decorrelates them. After the
+    second and third layers it reads *less* again, about 0.76 and 0.73, although the model's answer
+    keeps improving. The stack never writes its weight vector into the state linearly; it computes
+    $w_{\text{eff}} \approx (X^\top X)^{-1} X^\top y$ as a product through its layers and its bilinear
+    readout, and what the intermediate states hold is whatever the *next layer* needs, not $w$. A
+    probe's failure to find a variable does not mean the model lacks it; track 3 returns to that
+    caveat. (Transformers with MLPs between the attention layers, as in Akyürek et al., can write $w$
+    linearly; pure linear attention has no nonlinearity in which to do it.)
 
     ## 2. Softmax attention does not
 
@@ -382,6 +482,9 @@ def _(mo):
 
     * $k$ hand-set LSA layers are exactly $k$ GD steps (to $10^{-6}$): each layer turns the labels into
       residuals for the next.
+    * The trained three-layer stack's implied weights explain 99.7% of the true $w$, yet a linear
+      probe of its attention state reaches at most $R^2 \approx 0.91$ (after layer 1) and less deeper
+      in: the weights are computed through the layers, not written linearly anywhere.
     * Trained in the restricted GD form, $k$ layers match $k$ GD steps with the best step sizes within 3%
       ($k \le 3$); trained with full weights they beat GD by more than $4\times$ from $k = 2$, following GD++,
       which also reshapes the data between steps.
