@@ -30,7 +30,7 @@ def _(mo):
       step achieve on them as the number of examples grows;
     * set the weights of one linear self-attention layer by hand so that it *is* one GD step, to
       float64 precision;
-    * found the best step size in closed form and dragged $N$ and the noise to watch it move;
+    * found the best step size in closed form and changed $d$, $N$ and the noise to watch it move;
     * trained the layer from random weights and watched it arrive at that step: loss within a
       percent, predictions with cosine similarity above 0.99;
     * skewed the inputs and seen the trained layer learn a *preconditioner* close to the inverse
@@ -273,9 +273,10 @@ def _(closed_vs_measured, eta_star):
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
-    Now drag. The curve is the expected loss against $\eta$ for the chosen $N$ and noise (with
-    $d = 10$); the dot is $\eta^*$. More examples push $\eta^*$ towards 1 and the loss down; noise
-    pushes $\eta^*$ down (trust the data less) and the floor up ($\sigma^2$ is unavoidable).
+    Now choose. The curve is the expected loss against $\eta$ for the chosen dimension $d$, number of
+    examples $N$ and noise; the dot is $\eta^*$. More examples push $\eta^*$ towards 1 and the loss
+    down; more dimensions or more noise push $\eta^*$ down (trust the sample's gradient less) and the
+    loss up (the noise floor $\sigma^2$ is unavoidable).
     """)
     return
 
@@ -283,24 +284,26 @@ def _(mo):
 @app.cell
 def _(RegressionTask, alt, one_step_expected_loss, optimal_step_size, pd):
     step_rows = []
-    for _N in [5, 10, 20, 40, 80, 160]:
-        for _noise in [0.0, 0.5, 1.0, 2.0]:
-            _task = RegressionTask(d=10, N=_N, noise_std=_noise)
-            _best = optimal_step_size(_task)
-            step_rows += [{"N": _N, "noise": _noise, "eta": _e / 100, "loss": one_step_expected_loss(_task, _e / 100), "best": False}
-                          for _e in range(0, 151, 3)]
-            step_rows.append({"N": _N, "noise": _noise, "eta": _best, "loss": one_step_expected_loss(_task, _best), "best": True})
+    for _d in [5, 10, 20]:
+        for _N in [5, 10, 20, 40, 80, 160]:
+            for _noise in [0.0, 0.5, 1.0, 2.0]:
+                _task = RegressionTask(d=_d, N=_N, noise_std=_noise)
+                _best = optimal_step_size(_task)
+                _row = {"d": _d, "N": _N, "noise": _noise}
+                step_rows += [{**_row, "eta": _e / 100, "loss": one_step_expected_loss(_task, _e / 100), "best": False} for _e in range(0, 151, 3)]
+                step_rows.append({**_row, "eta": _best, "loss": one_step_expected_loss(_task, _best), "best": True})
     step_sizes = pd.DataFrame(step_rows)
     N_pick = alt.param(name="N", value=40, bind=alt.binding_select(options=[5, 10, 20, 40, 80, 160], name="examples N "))
     noise_pick = alt.param(name="noise", value=0.0, bind=alt.binding_select(options=[0.0, 0.5, 1.0, 2.0], name="noise sigma "))
-    _chosen = alt.Chart(step_sizes).transform_filter((alt.datum.N == N_pick) & (alt.datum.noise == noise_pick))
+    d_pick = alt.param(name="d", value=10, bind=alt.binding_select(options=[5, 10, 20], name="dimension d "))
+    _chosen = alt.Chart(step_sizes).transform_filter((alt.datum.d == d_pick) & (alt.datum.N == N_pick) & (alt.datum.noise == noise_pick))
     _axes = dict(x=alt.X("eta:Q", title="step size eta", scale=alt.Scale(domain=[0, 1.5])),
-                 y=alt.Y("loss:Q", title="expected query loss", scale=alt.Scale(type="log", domain=[0.1, 40])))
+                 y=alt.Y("loss:Q", title="expected query loss", scale=alt.Scale(type="log", domain=[0.1, 100])))
     alt.layer(
-        _chosen.transform_filter(~alt.datum.best).mark_line().encode(**_axes),
+        _chosen.transform_filter(~alt.datum.best).mark_line(clip=True).encode(**_axes),
         _chosen.transform_filter(alt.datum.best).mark_point(size=90, filled=True, color="firebrick").encode(
             **_axes, tooltip=[alt.Tooltip("eta:Q", title="best eta", format=".3f"), alt.Tooltip("loss:Q", format=".3f")]),
-    ).add_params(N_pick, noise_pick).properties(width=400, height=240, title="one GD step (d = 10): expected loss vs step size")
+    ).add_params(d_pick, N_pick, noise_pick).properties(width=400, height=240, title="one GD step: expected loss vs step size")
     return
 
 
