@@ -1,0 +1,53 @@
+"""Exercise checks for track 2 (Koopman)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lablib.koopman import DMD, FiniteKoopmanMap, LinearSystem, snapshot_pairs
+from lablib.koopman.dmd import sort_eigenvalues
+
+__all__ = ["check_dmd_eigenvalues", "check_finite_koopman_matrix"]
+
+
+def check_dmd_eigenvalues(fn) -> str:
+    """``fn(X, Y, r) -> eigenvalues``: the r DMD eigenvalues (any order) from snapshots X, Y (n_features, m).
+
+    Truncate the SVD of X to rank r, form Atilde = U_r^* Y V_r S_r^{-1} and return its eigenvalues.
+    Compared, after sorting, with ``lablib.koopman.DMD(r)`` to 1e-8.
+    """
+    n = 0
+    for seed, (lams, r) in enumerate([([0.9, 0.5], 2), ([0.95 * np.exp(0.3j), 0.95 * np.exp(-0.3j), 0.7], 3),
+                                      ([1.0, 0.8 * np.exp(1j), 0.8 * np.exp(-1j), 0.3, 0.1], 3)]):
+        system = LinearSystem.from_eigenvalues(lams, seed=seed)
+        X, Y = snapshot_pairs(system.trajectories(4, 12, seed=seed), layout="columns")
+        got = np.asarray(fn(X, Y, r), dtype=complex).reshape(-1)
+        want = DMD(r).fit(X, Y).eigenvalues
+        if got.shape != want.shape:
+            raise AssertionError(f"DMD eigenvalues: expected {want.size} eigenvalues for r = {r}; got {got.size}")
+        got = got[sort_eigenvalues(got)]
+        err = np.abs(got - want).max()
+        if not err <= 1e-8:
+            raise AssertionError(f"DMD eigenvalues: off by {err:.2g} on case {n} (r = {r}); expected {np.round(want, 4)}")
+        n += 1
+    return f"✓ DMD eigenvalues: correct on {n} systems"
+
+
+def check_finite_koopman_matrix(fn) -> str:
+    """``fn(a, b, c) -> K``: the 3 x 3 matrix with g(F(x)) = K g(x) for g(x) = (x1, x2, x1^2) and the map
+    x1' = a x1, x2' = b x2 + c x1^2. Checked by applying it to lifted random states.
+    """
+    n = 0
+    for seed, (a, b, c) in enumerate([(0.9, 0.5, 1.0), (0.5, 0.8, -2.0), (1.1, 0.3, 0.7)]):
+        system = FiniteKoopmanMap(a=a, b=b, c=c)
+        x = np.random.default_rng(seed).uniform(-1, 1, size=(20, 2))
+        x_next = system.simulate(x, 1)[:, 1]
+        lift = lambda s: np.stack([s[:, 0], s[:, 1], s[:, 0] ** 2], axis=1)
+        K = np.asarray(fn(a, b, c), dtype=float)
+        if K.shape != (3, 3):
+            raise AssertionError(f"finite Koopman matrix: K should be 3 x 3; got shape {K.shape}")
+        err = np.abs(lift(x) @ K.T - lift(x_next)).max()
+        if not err <= 1e-10:
+            raise AssertionError(f"finite Koopman matrix: K g(x) misses g(F(x)) by {err:.2g} for (a, b, c) = {(a, b, c)}")
+        n += 1
+    return f"✓ finite Koopman matrix: correct for {n} maps"
