@@ -36,10 +36,10 @@ book: $(STAMP)
 	$(BIN)/python -m lablib.chapters book
 
 test: $(STAMP)
-	TRITON_INTERPRET=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	OPENBLAS_NUM_THREADS=1 TRITON_INTERPRET=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 test-fast: $(STAMP)
-	TRITON_INTERPRET=1 $(BIN)/python -m pytest tests -m "not browser" -x -q
+	OPENBLAS_NUM_THREADS=1 TRITON_INTERPRET=1 $(BIN)/python -m pytest tests -m "not browser" -x -q
 
 lab: $(STAMP)
 	# jupyter refuses to run as root (as in containers) unless told it may
