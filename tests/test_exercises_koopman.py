@@ -43,3 +43,25 @@ def test_checks_accept_correct_solutions():
 def test_checks_reject_wrong_solutions(check, wrong):
     with pytest.raises(AssertionError):
         check(wrong)
+
+
+def test_latent_rollout_check():
+    import torch
+
+    from lablib.exercises.koopman import check_latent_rollout
+
+    def good(K, z0, steps):
+        zs = [z0]
+        for _ in range(steps):
+            zs.append(zs[-1] @ K.T)  # rows: (K z)^T = z^T K^T
+        return torch.stack(zs, 1)
+
+    def transposed(K, z0, steps):  # applies K^T instead of K
+        zs = [z0]
+        for _ in range(steps):
+            zs.append(zs[-1] @ K)
+        return torch.stack(zs, 1)
+
+    assert check_latent_rollout(good).startswith("✓")
+    with pytest.raises(AssertionError, match="latent rollout"):
+        check_latent_rollout(transposed)

@@ -7,7 +7,7 @@ import numpy as np
 from lablib.koopman import DMD, FiniteKoopmanMap, LinearSystem, snapshot_pairs
 from lablib.koopman.dmd import sort_eigenvalues
 
-__all__ = ["check_dmd_eigenvalues", "check_finite_koopman_matrix"]
+__all__ = ["check_dmd_eigenvalues", "check_finite_koopman_matrix", "check_latent_rollout"]
 
 
 def check_dmd_eigenvalues(fn) -> str:
@@ -51,3 +51,35 @@ def check_finite_koopman_matrix(fn) -> str:
             raise AssertionError(f"finite Koopman matrix: K g(x) misses g(F(x)) by {err:.2g} for (a, b, c) = {(a, b, c)}")
         n += 1
     return f"✓ finite Koopman matrix: correct for {n} maps"
+
+
+def check_latent_rollout(fn) -> str:
+    """``fn(K, z0, steps) -> zs``: the latent trajectory z_k = K^k z0 for k = 0..steps.
+
+    K (p, p) acts on column vectors (z_{k+1} = K z_k); z0 (B, p); zs (B, steps + 1, p). Torch tensors.
+    Compared with ``KoopmanAutoencoder.advance`` to 1e-6 (scaled).
+    """
+    import torch
+
+    from lablib.koopman import KoopmanAutoencoder
+    from lablib.testing import max_scaled_error
+
+    n = 0
+    for seed, (p, B, steps) in enumerate([(2, 3, 5), (6, 4, 20), (16, 2, 50)]):
+        g = torch.Generator().manual_seed(500 + seed)
+        A = torch.randn(p, p, generator=g, dtype=torch.float64)
+        K = A / torch.linalg.matrix_norm(A, ord=2) * 0.99  # spectral norm < 1: nothing blows up
+        z0 = torch.randn(B, p, generator=g, dtype=torch.float64)
+        model = KoopmanAutoencoder(1, p, (4,), dtype=torch.float64)
+        with torch.no_grad():
+            model.K.weight.copy_(K)
+            want = model.advance(z0, steps)
+        got = fn(K.clone(), z0.clone(), steps)
+        if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(want.shape):
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise AssertionError(f"latent rollout: expected shape {tuple(want.shape)}; got {shape}")
+        err = max_scaled_error(got, want)
+        if not err <= 1e-6:
+            raise AssertionError(f"latent rollout: off by {err:.2g} on case {n} (is K applied as K z, not z K?)")
+        n += 1
+    return f"✓ latent rollout: correct on {n} random cases"
