@@ -65,3 +65,11 @@ def test_latent_rollout_check():
     assert check_latent_rollout(good).startswith("✓")
     with pytest.raises(AssertionError, match="latent rollout"):
         check_latent_rollout(transposed)
+
+
+def test_affine_combine_check():
+    from lablib.exercises.koopman import check_affine_combine
+
+    assert check_affine_combine(lambda a1, b1, a2, b2: (a2 * a1, a2 * b1 + b2)).startswith("✓")
+    with pytest.raises(AssertionError, match="affine combine"):  # the steps composed in the wrong order
+        check_affine_combine(lambda a1, b1, a2, b2: (a1 * a2, a1 * b2 + b1))
