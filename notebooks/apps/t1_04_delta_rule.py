@@ -256,7 +256,7 @@ def _(F, additive_memory, alt, delta_rule_chunkwise, pd, torch):
         color=alt.Color("memory:N", title=None),
         strokeDash=alt.condition(alt.datum.memory == "sqrt((n-1)/D_k), chapter 1", alt.value([4, 3]), alt.value([1, 0])),
         tooltip=["memory", "pairs", alt.Tooltip("recall_error:Q", format=".3f")],
-    ).properties(width=420, height=240)
+    ).properties(width=330, height=240)
     return (recall,)
 
 

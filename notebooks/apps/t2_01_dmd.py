@@ -342,10 +342,10 @@ def _(DMD, Duffing, alt, np, pd, snapshot_pairs):
     _frame = pd.DataFrame(duffing_rows)
     _phase = alt.Chart(_frame).mark_line().encode(
         x=alt.X("x:Q", title="position x"), y=alt.Y("v:Q", title="velocity v"), color=alt.Color("source:N", title=None), order="step:Q",
-    ).properties(width=260, height=220, title="phase plane")
+    ).properties(width=220, height=220, title="phase plane")
     _series = alt.Chart(_frame).mark_line().encode(
         x=alt.X("step:Q", title="step (dt = 0.1)"), y=alt.Y("x:Q", title="position x"), color=alt.Color("source:N", title=None),
-    ).properties(width=300, height=220, title="position over time")
+    ).properties(width=240, height=220, title="position over time")
     (_phase | _series)
     return dmd_duff, forecast_duff, truth_duff
 

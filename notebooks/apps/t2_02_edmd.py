@@ -251,8 +251,8 @@ def _(alt, dictionaries, eigen_rows, forecast_rows, np, pd):
     _forecast = alt.Chart(pd.DataFrame(forecast_rows)).transform_filter(alt.datum.dictionary == dictionary_pick).mark_line(clip=True).encode(
         x=alt.X("step:Q", title="step (dt = 0.1)"), y=alt.Y("x:Q", scale=alt.Scale(domain=[-2.2, 2.2]), title="position x"),
         color=alt.Color("source:N", title=None))
-    alt.hconcat((_circle + _eigs).properties(width=230, height=230, title="EDMD eigenvalues"),
-                _forecast.properties(width=300, height=230, title="one test trajectory")).add_params(dictionary_pick)
+    alt.hconcat((_circle + _eigs).properties(width=210, height=210, title="EDMD eigenvalues"),
+                _forecast.properties(width=230, height=210, title="one test trajectory")).add_params(dictionary_pick)
     return
 
 

@@ -275,7 +275,7 @@ def _(alt, full_models, implied_weights, pd, task, to_prompt_matrix, torch):
         tooltip=["state", "target", alt.Tooltip("R2:Q", format=".4f")],
     )
     _known = alt.Chart(pd.DataFrame({"R2": [model_knows]})).mark_rule(strokeDash=[5, 3], color="gray").encode(y="R2:Q")
-    (_line + _known).properties(width=380, height=230, title="dashed: R^2 of the model's implied weights against the true w")
+    (_line + _known).properties(width=330, height=230, title="dashed: R^2 of the model's implied weights vs the true w")
     return model_knows, probes
 
 
