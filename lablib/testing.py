@@ -16,7 +16,10 @@ def max_scaled_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     """
     if actual.shape != expected.shape:
         raise ValueError(f"shapes differ: actual {tuple(actual.shape)} vs expected {tuple(expected.shape)}")
-    actual, expected = actual.detach().double(), expected.detach().double()
+    # complex tensors compare as complex128 (|a - b| is the complex modulus): .double() would drop
+    # the imaginary parts silently
+    wide = torch.complex128 if (actual.is_complex() or expected.is_complex()) else torch.float64
+    actual, expected = actual.detach().to(wide), expected.detach().to(wide)
     scale = max(1.0, expected.abs().max().item()) if expected.numel() else 1.0
     return (actual - expected).abs().max().item() / scale if expected.numel() else 0.0
 

@@ -18,3 +18,14 @@ def test_assert_agree_rejects_disagreement_and_nan():
         assert_agree(torch.tensor([float("nan")]), torch.tensor([1.0]), 1e-5)
     with pytest.raises(ValueError, match=r"shapes differ.*\(2,\).*\(3,\)"):
         max_scaled_error(torch.zeros(2), torch.zeros(3))
+
+
+def test_complex_tensors_compare_their_imaginary_parts():
+    import torch
+
+    from lablib.testing import max_scaled_error
+
+    a = torch.tensor([1 + 1j, 2 + 0j], dtype=torch.complex64)
+    b = torch.tensor([1 + 0j, 2 + 0j], dtype=torch.complex64)
+    assert max_scaled_error(a, b) == pytest.approx(0.5)  # |i| / max(1, 2)
+    assert max_scaled_error(a, a) == 0.0
