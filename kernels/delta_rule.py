@@ -109,6 +109,9 @@ from lablib.kernels.linear_attention import (
 
 __all__ = ["chunk_delta_rule", "INTERPRETED", "BETA_MAX"]
 
+# Above this key width, chunks of 64 overflow the backward kernel's shared memory on sm_90 (see chunk_delta_rule).
+MAX_CHUNK_64_D_K = 64
+
 BETA_MAX = 2.0  # as lablib.attention.delta: eigenvalues 1 - beta of I - beta k k^T stay in [-1, 1]
 KEY_NORM_EPS = 1e-6  # as lablib.attention.delta
 
@@ -433,7 +436,7 @@ def chunk_delta_rule(
     scale: float | None = None,
     initial_state: torch.Tensor | None = None,
     output_final_state: bool = False,
-    chunk_size: int = 64,
+    chunk_size: int | None = None,
     normalize_keys: bool = True,
 ):
     """DeltaNet (or, with ``log_decay``, Gated DeltaNet), chunkwise in Triton.
@@ -449,7 +452,10 @@ def chunk_delta_rule(
     initial_state: (B, H, D_k, D_v), the state S_0 from an earlier prefix (kept in fp32).
     output_final_state: also return S_T, (B, H, D_k, D_v) fp32.
     chunk_size: tokens per chunk, a power of two >= 16 (the triangular solve is a loop over its
-        rows, so 16 to 64 are sensible).
+        rows, so 16 to 64 are sensible). Default (None): 64 for D_k <= 64, 32 above. Compiled for
+        an H100 (sm_90), the backward kernel at D_k = 128 with chunks of 64 needs 368 KB of shared
+        memory per block, over the 227 KB limit (found by tests/test_kernels_compile.py; 108 KB at
+        chunks of 32), so on CUDA D_k > 64 with chunk_size > 32 raises ValueError.
     normalize_keys: L2-normalize k over D_k first (in PyTorch, so autograd sees it), as
         ``lablib.attention.delta`` does; without it, keep beta ||k||^2 <= 2 or the state can grow.
 
@@ -461,8 +467,16 @@ def chunk_delta_rule(
     _check_beta(beta, q)
     if log_decay is not None:
         _check_log_decay(log_decay, q)
+    wide_keys = q.shape[-1] > MAX_CHUNK_64_D_K
+    if chunk_size is None:
+        chunk_size = 32 if wide_keys else 64
     if not isinstance(chunk_size, int) or chunk_size < 16 or chunk_size & (chunk_size - 1):
         raise ValueError(f"chunk_size must be a power of two >= 16 (a tl.dot tile side); got {chunk_size!r}")
+    if wide_keys and chunk_size > 32 and q.is_cuda:
+        raise ValueError(
+            f"chunk_size {chunk_size} with D_k = {q.shape[-1]} > {MAX_CHUNK_64_D_K}: the backward kernel would need more "
+            "shared memory than a GPU block has (368 KB at D_k = 128, chunk 64, sm_90); use chunk_size <= 32 or the default"
+        )
     if initial_state is not None:
         _check_state(initial_state, q, v, "initial_state")
         initial_state = initial_state.float().contiguous()  # differentiable: autograd sees the cast

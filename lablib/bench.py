@@ -302,10 +302,13 @@ def _ours(op: str, C: int) -> Callable[..., torch.Tensor]:
         return lambda q, k, v: kernel(q, k, v, scale=1.0, chunk_size=C)
     if op in ("scalar_gated", "gla"):
         return lambda q, k, v, g: kernel(q, k, v, g, scale=1.0, chunk_size=C)
+    # The delta-rule kernel's backward overflows shared memory at D_k > 64 with chunks of 64 (see
+    # lablib.kernels.delta_rule.chunk_delta_rule): it runs with chunks of 32 there (FLOPs still count C).
+    delta_chunk = lambda q: min(C, 32) if q.shape[-1] > 64 else C  # noqa: E731
     if op == "delta":
-        return lambda q, k, v, beta: kernel(q, k, v, beta, log_decay=None, scale=1.0, chunk_size=C)
+        return lambda q, k, v, beta: kernel(q, k, v, beta, log_decay=None, scale=1.0, chunk_size=delta_chunk(q))
     if op == "gated_delta":
-        return lambda q, k, v, g, beta: kernel(q, k, v, beta, log_decay=g, scale=1.0, chunk_size=C)
+        return lambda q, k, v, g, beta: kernel(q, k, v, beta, log_decay=g, scale=1.0, chunk_size=delta_chunk(q))
     raise ValueError(f"unknown op {op!r}")
 
 

@@ -320,3 +320,17 @@ class TestCompiledOnCuda:
         for name in got:
             err, err_torch = max_scaled_error(got[name], truth[name]), max_scaled_error(same[name], truth[name])
             assert err <= 2 * err_torch + 1e-6, f"{name}: kernel error {err:.3g} > 2 x PyTorch bf16 error {err_torch:.3g}"
+
+
+def test_default_chunk_size_depends_on_key_width_and_cuda_rejects_too_large_chunks(monkeypatch):
+    """Default chunks: 64 up to D_k = 64, 32 above (the sm_90 shared-memory limit of the backward,
+    found by tests/test_kernels_compile.py). Explicit chunks of 64 at D_k > 64 run under the
+    interpreter but are refused for CUDA tensors."""
+    q, k, v = (torch.randn(1, 1, 5, 80, device=DEVICE) for _ in range(3))
+    beta = torch.rand(1, 1, 5, device=DEVICE)
+    default = chunk_delta_rule(q, k, v, beta)
+    explicit = chunk_delta_rule(q, k, v, beta, chunk_size=32)
+    assert_agree(default, explicit, 1e-6, "default vs chunk 32")
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    with pytest.raises(ValueError, match=r"chunk_size 64 with D_k = 80 > 64.*shared memory"):
+        chunk_delta_rule(q, k, v, beta, chunk_size=64)
