@@ -262,19 +262,19 @@ def _(F, additive_memory, alt, delta_rule_chunkwise, pd, torch):
 
 @app.cell
 def _(recall):
-    _at = recall.set_index(["memory", "pairs"]).recall_error
+    recall_at = recall.set_index(["memory", "pairs"]).recall_error
     recall.pivot(index="pairs", columns="memory", values="recall_error").map("{:.1e}".format)
-    return
+    return (recall_at,)
 
 
 @app.cell
-def _():
+def _(recall_at):
     # NBVAL_CHECK_OUTPUT
     print("one delta pass beats the additive memory at every n:",
-          bool((_at["delta rule, 1 pass"] < _at["additive (linear attention)"]).all()),
-          "| 20 passes beat one at every n:", bool((_at["delta rule, 20 passes"] < _at["delta rule, 1 pass"]).all()),
+          bool((recall_at["delta rule, 1 pass"] < recall_at["additive (linear attention)"]).all()),
+          "| 20 passes beat one at every n:", bool((recall_at["delta rule, 20 passes"] < recall_at["delta rule, 1 pass"]).all()),
           "| least squares recalls exactly (< 1e-4) while n <= D_k:",
-          bool((_at["least squares (the limit of many passes)"][[4, 8, 16, 24, 32]] < 1e-4).all()))
+          bool((recall_at["least squares (the limit of many passes)"][[4, 8, 16, 24, 32]] < 1e-4).all()))
     return
 
 
@@ -492,7 +492,7 @@ def _(
     random_qkv,
     torch,
 ):
-    _threads = torch.get_num_threads()
+    default_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: the comparison is about the algorithm, not the core count
     timing_rows = []
     for _T in [256, 512, 1024, 2048]:
@@ -501,7 +501,7 @@ def _(
         for _form, _fn in [("recurrent", lambda: delta_rule_recurrent(_q, _k, _v, _beta)),
                            ("chunkwise, C = 64", lambda: delta_rule_chunkwise(_q, _k, _v, _beta, chunk_size=64))]:
             timing_rows.append({"form": _form, "T": _T, "ms": 1e3 * best_seconds(_fn, repeats=3)})
-    torch.set_num_threads(_threads)
+    torch.set_num_threads(default_threads)
     timing = pd.DataFrame(timing_rows)
     _speedup = timing.pivot(index="T", columns="form", values="ms")
     print("chunkwise speed-up over the recurrence:", ", ".join(
@@ -512,7 +512,7 @@ def _(
         color=alt.Color("form:N", title=None),
         tooltip=["form", "T", alt.Tooltip("ms:Q", format=".2f")],
     ).properties(width=380, height=220)
-    return
+    return (default_threads,)
 
 
 @app.cell(hide_code=True)
@@ -616,7 +616,7 @@ def _(mo):
 
 
 @app.cell
-def _(F, alt, delta_rule_chunkwise, pd, torch):
+def _(F, alt, default_threads, delta_rule_chunkwise, pd, torch):
     class DeltaNetParity(torch.nn.Module):
         """Embedding -> one DeltaNet layer (one head, D = 8) -> linear readout of 2 logits per position.
 
@@ -678,7 +678,7 @@ def _(F, alt, delta_rule_chunkwise, pd, torch):
                     _bits, _parity = random_bits(256, _T, torch.Generator().manual_seed(_T))
                     _accuracy = (_model(_bits).argmax(-1)[:, -1] == _parity[:, -1]).float().mean().item()
                     parity_rows.append({"beta in": f"[0, {_beta_max:g}]", "seed": _seed, "T": _T, "accuracy": _accuracy})
-    torch.set_num_threads(_threads)
+    torch.set_num_threads(default_threads)
     parity_results = pd.DataFrame(parity_rows)
     _lines = alt.Chart(parity_results).mark_line(point=True).encode(
         x=alt.X("T:Q", scale=alt.Scale(type="log", base=2), title="test length (trained on 32)"),
@@ -700,17 +700,17 @@ def _(learned_betas, pd):
 
 @app.cell
 def _(parity_results):
-    _at32 = parity_results[parity_results["T"] == 32].groupby("beta in").accuracy
-    print("accuracy at the training length (min over seeds):", _at32.min().round(3).to_dict(),
-          "| (max over seeds):", _at32.max().round(3).to_dict())
-    return
+    accuracy_at_32 = parity_results[parity_results["T"] == 32].groupby("beta in").accuracy
+    print("accuracy at the training length (min over seeds):", accuracy_at_32.min().round(3).to_dict(),
+          "| (max over seeds):", accuracy_at_32.max().round(3).to_dict())
+    return (accuracy_at_32,)
 
 
 @app.cell
-def _():
+def _(accuracy_at_32):
     # NBVAL_CHECK_OUTPUT
-    print("beta in [0, 2] learns parity at the training length (every seed >= 0.99):", bool(_at32.min()["[0, 2]"] >= 0.99),
-          "| beta in [0, 1] stays near chance (every seed <= 0.65):", bool(_at32.max()["[0, 1]"] <= 0.65))
+    print("beta in [0, 2] learns parity at the training length (every seed >= 0.99):", bool(accuracy_at_32.min()["[0, 2]"] >= 0.99),
+          "| beta in [0, 1] stays near chance (every seed <= 0.65):", bool(accuracy_at_32.max()["[0, 1]"] <= 0.65))
     return
 
 

@@ -174,20 +174,20 @@ def _(mo):
 
 @app.cell
 def _(alt, autoencoder, comparison, np, pd):
-    _edmd = comparison["models"]["EDMD"]
+    best_edmd = comparison["models"]["EDMD"]
     _t = np.linspace(0, 2 * np.pi, 200)
     _circle = alt.Chart(pd.DataFrame({"re": np.cos(_t), "im": np.sin(_t), "order": np.arange(200)})).mark_line(color="lightgray").encode(
         x="re:Q", y="im:Q", order="order:Q")
     learned_eigs = pd.DataFrame(
         [{"model": "Koopman autoencoder K", "re": z.real, "im": z.imag, "|lambda|": abs(z)} for z in autoencoder.eigenvalues()]
-        + [{"model": "best EDMD", "re": z.real, "im": z.imag, "|lambda|": abs(z)} for z in _edmd.eigenvalues])
+        + [{"model": "best EDMD", "re": z.real, "im": z.imag, "|lambda|": abs(z)} for z in best_edmd.eigenvalues])
     _dots = alt.Chart(learned_eigs).mark_point(size=50, filled=True, opacity=0.8).encode(
         x=alt.X("re:Q", scale=alt.Scale(domain=[-1.1, 1.1]), title="Re lambda"),
         y=alt.Y("im:Q", scale=alt.Scale(domain=[-1.1, 1.1]), title="Im lambda"),
         color=alt.Color("model:N", title=None),
         tooltip=["model", alt.Tooltip("re:Q", format=".4f"), alt.Tooltip("im:Q", format=".4f"), alt.Tooltip("|lambda|:Q", format=".4f")])
     (_circle + _dots).properties(width=280, height=280, title="eigenvalues of the learned K and of EDMD's matrix")
-    return
+    return (best_edmd,)
 
 
 @app.cell
@@ -213,11 +213,11 @@ def _(mo):
 
 
 @app.cell
-def _(alt, autoencoder, comparison, mlp_model, pd):
-    _test = comparison["data"]["test"][:3]
+def _(alt, autoencoder, best_edmd, comparison, mlp_model, pd):
+    test_examples = comparison["data"]["test"][:3]
     _rows = []
-    for _name, _model in [("true", None), ("Koopman autoencoder", autoencoder), ("MLP step model", mlp_model), ("EDMD", _edmd)]:
-        _pred = _test if _model is None else _model.predict(_test[:, 0], 50)
+    for _name, _model in [("true", None), ("Koopman autoencoder", autoencoder), ("MLP step model", mlp_model), ("EDMD", best_edmd)]:
+        _pred = test_examples if _model is None else _model.predict(test_examples[:, 0], 50)
         _rows += [{"model": _name, "trajectory": _j, "step": _k, "x": _pred[_j, _k, 0], "v": _pred[_j, _k, 1]}
                   for _j in range(3) for _k in range(51)]
     alt.Chart(pd.DataFrame(_rows)).mark_line().encode(
@@ -225,13 +225,13 @@ def _(alt, autoencoder, comparison, mlp_model, pd):
         color=alt.Color("model:N", title=None), detail="trajectory:N",
         strokeDash=alt.condition(alt.datum.model == "true", alt.value([1, 0]), alt.value([4, 2])),
     ).properties(width=300, height=260, title="three test trajectories, 50 steps")
-    return
+    return (test_examples,)
 
 
 @app.cell
-def _(alt, autoencoder, pd, torch):
+def _(alt, autoencoder, pd, test_examples, torch):
     with torch.no_grad():
-        _z = autoencoder.advance(autoencoder.encode(torch.tensor(_test[:1, 0], dtype=torch.float32)), 50)[0]  # (51, 16)
+        _z = autoencoder.advance(autoencoder.encode(torch.tensor(test_examples[:1, 0], dtype=torch.float32)), 50)[0]  # (51, 16)
     latent_frame = pd.DataFrame([{"step": _k, "coordinate": f"z{_i + 1}", "value": _z[_k, _i].item()} for _k in range(51) for _i in range(16)])
     alt.Chart(latent_frame).mark_line(strokeWidth=1.2).encode(
         x=alt.X("step:Q"), y=alt.Y("value:Q", title="latent coordinate"), color=alt.Color("coordinate:N", legend=None),

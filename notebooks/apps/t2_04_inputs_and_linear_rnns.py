@@ -149,9 +149,9 @@ def _(
     _u = np.random.default_rng(0).uniform(-1, 1, size=(200, 50, 1))
     _traj = forced.simulate(_x0, 50, u=_u)
     X_f, Y_f, U_f = _traj[:, :-1].reshape(-1, 2), _traj[:, 1:].reshape(-1, 2), _u.reshape(-1, 1)
-    _xt = forced.sample_initial_conditions(50, seed=9)
-    _ut = np.random.default_rng(9).uniform(-1, 1, size=(50, 30, 1))
-    _truth = forced.simulate(_xt, 30, u=_ut)
+    test_starts = forced.sample_initial_conditions(50, seed=9)
+    test_inputs = np.random.default_rng(9).uniform(-1, 1, size=(50, 30, 1))
+    _truth = forced.simulate(test_starts, 30, u=test_inputs)
     forced_models = {
         "DMDc": None,
         "lifted, monomials of degree 3": LiftedControlModel(MonomialDictionary(2, 3), ridge=1e-8).fit(X_f, Y_f, U_f),
@@ -160,11 +160,11 @@ def _(
     _dmdc = DMDc().fit(X_f.T, Y_f.T, U_f.T)
     forced_rows = []
     for _name, _model in forced_models.items():
-        _pred = np.stack([_dmdc.predict(_xt[i], _ut[i]) for i in range(50)]) if _model is None else _model.predict(_xt, _ut)
+        _pred = np.stack([_dmdc.predict(test_starts[i], test_inputs[i]) for i in range(50)]) if _model is None else _model.predict(test_starts, test_inputs)
         forced_rows.append({"model": _name, "RMSE over 30 steps": np.sqrt(((_pred - _truth) ** 2).mean())})
     forced_table = pd.DataFrame(forced_rows)
     forced_table.round(3)
-    return forced, forced_models, forced_table
+    return forced, forced_models, forced_table, test_inputs, test_starts
 
 
 @app.cell
@@ -270,18 +270,25 @@ def _(mo):
 
 
 @app.cell
-def _(controller, diagonal_recurrence_loop, np, torch):
+def _(
+    controller,
+    diagonal_recurrence_loop,
+    np,
+    test_inputs,
+    test_starts,
+    torch,
+):
     koopman_lambdas, _V = np.linalg.eig(controller.K)
     _Vinv = np.linalg.inv(_V)
     b_bar = _Vinv @ controller.B[:, 0]  # (p,) complex
     readout = controller.C @ _V  # (2, p) complex
-    _xt0, _u_seq = _xt[0], _ut[0, :, 0]  # one test trajectory and its inputs
+    _xt0, _u_seq = test_starts[0], test_inputs[0, :, 0]  # one test trajectory and its inputs
     h0 = torch.tensor(_Vinv @ controller.lift(_xt0[None])[0])  # (p,) complex128
     # h_k for k = 1..30: the recurrence h_{k} = lambda h_{k-1} + b_bar u_{k-1}, with the input projected first
     koopman_drive = torch.tensor(np.outer(_u_seq, b_bar))  # (30, p)
     h_diag = diagonal_recurrence_loop(torch.tensor(koopman_lambdas), koopman_drive, h0)  # (30, p)
     diag_forecast = (h_diag.numpy() @ readout.T).real  # (30, 2)
-    dense_forecast = controller.predict(_xt0, _ut[0])[1:]
+    dense_forecast = controller.predict(_xt0, test_inputs[0])[1:]
     diagonal_error = np.abs(diag_forecast - dense_forecast).max()
     print(f"{len(koopman_lambdas)} diagonal complex recurrences vs the dense lifted model, 30 steps: max difference {diagonal_error:.1e}")
     return diagonal_error, h0, koopman_drive, koopman_lambdas

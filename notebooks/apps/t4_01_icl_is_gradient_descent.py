@@ -375,21 +375,21 @@ def _(mo):
 
 @app.cell
 def _(alt, pd, trained):
-    _layer = trained.layers[0]
+    trained_layer = trained.layers[0]
     weight_rows = [{"matrix": _name, "row": _r, "column": _c, "value": _W[_r, _c].item()}
-                   for _name, _W in [("W_KQ", _layer.W_KQ.detach()), ("W_PV", _layer.W_PV.detach())]
+                   for _name, _W in [("W_KQ", trained_layer.W_KQ.detach()), ("W_PV", trained_layer.W_PV.detach())]
                    for _r in range(11) for _c in range(11)]
     alt.Chart(pd.DataFrame(weight_rows)).mark_rect().encode(
         x=alt.X("column:O", title=None), y=alt.Y("row:O", title=None),
         color=alt.Color("value:Q", scale=alt.Scale(scheme="redblue", domainMid=0), title="weight"),
         tooltip=["matrix", "row", "column", alt.Tooltip("value:Q", format=".3f")],
     ).properties(width=190, height=190).facet(column=alt.Column("matrix:N", title=None))
-    return
+    return (trained_layer,)
 
 
 @app.cell
-def _(effective_preconditioner, eta_star, torch):
-    learned_gamma = effective_preconditioner(_layer).double()
+def _(effective_preconditioner, eta_star, torch, trained_layer):
+    learned_gamma = effective_preconditioner(trained_layer).double()
     gamma_error = ((learned_gamma - eta_star * torch.eye(10, dtype=torch.float64)).norm() / (eta_star * 10**0.5)).item()
     print(f"learned Gamma = -p A^T vs eta* I: relative error {gamma_error:.1%}; "
           f"its diagonal ranges over [{learned_gamma.diagonal().min():.3f}, {learned_gamma.diagonal().max():.3f}], eta* = {eta_star:.3f}")

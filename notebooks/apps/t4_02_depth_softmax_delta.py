@@ -262,26 +262,26 @@ def _(alt, full_models, implied_weights, pd, task, to_prompt_matrix, torch):
     _states_fit, _states_test = attention_states(deep, *_fit[:3]), attention_states(deep, *_test[:3])
     w_eff_test = implied_weights(deep, _test.xs, _test.ys).double()
     _targets = {"true w": (_fit.w, _test.w), "model's implied weights": (implied_weights(deep, _fit.xs, _fit.ys).double(), w_eff_test)}
-    _where = ["input (layer 1 reads)", "after layer 1", "after layer 2 (layer 3 reads)", "output"]
+    probe_positions = ["input (layer 1 reads)", "after layer 1", "after layer 2 (layer 3 reads)", "output"]
     probes = pd.DataFrame([
-        {"state": _where[_i], "target": _name, "R2": probe_r2(_states_fit[_i], _y_fit, _states_test[_i], _y_test)}
+        {"state": probe_positions[_i], "target": _name, "R2": probe_r2(_states_fit[_i], _y_fit, _states_test[_i], _y_test)}
         for _i in range(4) for _name, (_y_fit, _y_test) in _targets.items()
     ])
     model_knows = r_squared(w_eff_test, _test.w)  # how well the model's own weights match the truth
     _line = alt.Chart(probes).mark_line(point=True).encode(
-        x=alt.X("state:N", sort=_where, title="linear-attention state probed", axis=alt.Axis(labelAngle=-20)),
+        x=alt.X("state:N", sort=probe_positions, title="linear-attention state probed", axis=alt.Axis(labelAngle=-20)),
         y=alt.Y("R2:Q", scale=alt.Scale(domain=[0, 1.02]), title="held-out R^2"),
         color=alt.Color("target:N", title="linear probe for"),
         tooltip=["state", "target", alt.Tooltip("R2:Q", format=".4f")],
     )
     _known = alt.Chart(pd.DataFrame({"R2": [model_knows]})).mark_rule(strokeDash=[5, 3], color="gray").encode(y="R2:Q")
     (_line + _known).properties(width=330, height=230, title="dashed: R^2 of the model's implied weights vs the true w")
-    return model_knows, probes
+    return model_knows, probe_positions, probes
 
 
 @app.cell
-def _(probes):
-    probes.pivot(index="state", columns="target", values="R2").loc[_where].round(3)
+def _(probe_positions, probes):
+    probes.pivot(index="state", columns="target", values="R2").loc[probe_positions].round(3)
     return
 
 
