@@ -321,26 +321,28 @@ def _gated_dkdv_kernel(
 # --------------------------------------------------------------------------------------------
 
 
-def _check_log_decay(log_decay: torch.Tensor, q: torch.Tensor) -> None:
-    B, H, T, _ = q.shape
-    if not isinstance(log_decay, torch.Tensor):
-        raise TypeError(f"log_decay must be a tensor of shape (B, H, T) = {(B, H, T)}; got {type(log_decay).__name__}")
-    if tuple(log_decay.shape) != (B, H, T):
-        raise ValueError(
-            f"log_decay must have shape (B, H, T) = {(B, H, T)} to match q {tuple(q.shape)}; "
-            f"got shape {tuple(log_decay.shape)}"
-        )
-    if log_decay.dtype not in _DTYPES:
-        raise ValueError(f"log_decay must be fp32, fp16 or bf16; got {log_decay.dtype}")
-    if log_decay.device != q.device:
-        raise ValueError(f"log_decay must be on q's device {q.device}; got {log_decay.device}")
+def _check_log_gate(gate: torch.Tensor, q: torch.Tensor, name: str, per_key: bool = False) -> None:
+    """A log gate: shape (B, H, T), or (B, H, T, D_k) with ``per_key`` (GLA); fp32/fp16/bf16; q's device; finite, <= 0."""
+    B, H, T, d_k = q.shape
+    want, dims = ((B, H, T, d_k), "(B, H, T, D_k)") if per_key else ((B, H, T), "(B, H, T)")
+    if not isinstance(gate, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor of shape {dims} = {want}; got {type(gate).__name__}")
+    if tuple(gate.shape) != want:
+        raise ValueError(f"{name} must have shape {dims} = {want} to match q {tuple(q.shape)}; got shape {tuple(gate.shape)}")
+    if gate.dtype not in _DTYPES:
+        raise ValueError(f"{name} must be fp32, fp16 or bf16; got {gate.dtype}")
+    if gate.device != q.device:
+        raise ValueError(f"{name} must be on q's device {q.device}; got {gate.device}")
     # One reduction and one sync: x <= 0 is False for NaN and +inf, x > -inf for -inf and NaN.
-    if log_decay.numel() and not ((log_decay <= 0) & (log_decay > float("-inf"))).all():
+    if gate.numel() and not ((gate <= 0) & (gate > float("-inf"))).all():
         raise ValueError(
-            "log_decay must be finite and <= 0 (a decay exp(log_decay) in (0, 1]); got max "
-            f"{log_decay.max().item():.4g}, min {log_decay.min().item():.4g} in log_decay of shape "
-            f"{tuple(log_decay.shape)}"
+            f"{name} must be finite and <= 0 (a decay exp({name}) in (0, 1]); got max "
+            f"{gate.max().item():.4g}, min {gate.min().item():.4g} in {name} of shape {tuple(gate.shape)}"
         )
+
+
+def _check_log_decay(log_decay: torch.Tensor, q: torch.Tensor) -> None:
+    _check_log_gate(log_decay, q, "log_decay")
 
 
 def _forward(q, k, v, log_decay, initial_state, scale, output_final_state, chunk_size):

@@ -122,6 +122,7 @@ import torch
 import triton
 import triton.language as tl
 
+from lablib.kernels.gated_linear_attention import _check_log_gate
 from lablib.kernels.linear_attention import (
     _DTYPES,
     _LAUNCH,
@@ -465,24 +466,7 @@ def _gla_intra_grad_kernel(
 
 
 def _check_log_alpha(log_alpha: torch.Tensor, q: torch.Tensor) -> None:
-    want = tuple(q.shape)
-    if not isinstance(log_alpha, torch.Tensor):
-        raise TypeError(f"log_alpha must be a tensor of shape (B, H, T, D_k) = {want}; got {type(log_alpha).__name__}")
-    if tuple(log_alpha.shape) != want:
-        raise ValueError(
-            f"log_alpha must have shape (B, H, T, D_k) = {want} to match q; got shape {tuple(log_alpha.shape)}"
-        )
-    if log_alpha.dtype not in _DTYPES:
-        raise ValueError(f"log_alpha must be fp32, fp16 or bf16; got {log_alpha.dtype}")
-    if log_alpha.device != q.device:
-        raise ValueError(f"log_alpha must be on q's device {q.device}; got {log_alpha.device}")
-    # One reduction and one sync: x <= 0 is False for NaN and +inf, x > -inf for -inf and NaN.
-    if log_alpha.numel() and not ((log_alpha <= 0) & (log_alpha > float("-inf"))).all():
-        raise ValueError(
-            "log_alpha must be finite and <= 0 (a decay exp(log_alpha) in (0, 1]); got max "
-            f"{log_alpha.max().item():.4g}, min {log_alpha.min().item():.4g} in log_alpha of shape "
-            f"{tuple(log_alpha.shape)}"
-        )
+    _check_log_gate(log_alpha, q, "log_alpha", per_key=True)
 
 
 def _forward(q, k, v, log_alpha, initial_state, scale, output_final_state, chunk_size):
