@@ -95,11 +95,12 @@ import triton.language as tl
 
 from lablib.kernels.gated_linear_attention import _check_log_decay, _chunk_decays, _load_gates
 from lablib.kernels.linear_attention import (
+    _check_chunk_size,
+    _initial_state_fp32,
     _DTYPES,
     _LAUNCH,
     INTERPRETED,
     _check_qkv,
-    _check_state,
     _dot,
     _dot_precision,
     _load_tile,
@@ -470,16 +471,13 @@ def chunk_delta_rule(
     wide_keys = q.shape[-1] > MAX_CHUNK_64_D_K
     if chunk_size is None:
         chunk_size = 32 if wide_keys else 64
-    if not isinstance(chunk_size, int) or chunk_size < 16 or chunk_size & (chunk_size - 1):
-        raise ValueError(f"chunk_size must be a power of two >= 16 (a tl.dot tile side); got {chunk_size!r}")
+    _check_chunk_size(chunk_size)
     if wide_keys and chunk_size > 32 and q.is_cuda:
         raise ValueError(
             f"chunk_size {chunk_size} with D_k = {q.shape[-1]} > {MAX_CHUNK_64_D_K}: the backward kernel would need more "
             "shared memory than a GPU block has (368 KB at D_k = 128, chunk 64, sm_90); use chunk_size <= 32 or the default"
         )
-    if initial_state is not None:
-        _check_state(initial_state, q, v, "initial_state")
-        initial_state = initial_state.float().contiguous()  # differentiable: autograd sees the cast
+    initial_state = _initial_state_fp32(initial_state, q, v)
     if normalize_keys:
         k = F.normalize(k.float(), dim=-1, eps=KEY_NORM_EPS).to(k.dtype)
     scale = 1.0 if scale is None else float(scale)

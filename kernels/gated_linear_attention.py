@@ -99,11 +99,12 @@ import triton
 import triton.language as tl
 
 from lablib.kernels.linear_attention import (
+    _check_chunk_size,
+    _initial_state_fp32,
     _DTYPES,
     _LAUNCH,
     INTERPRETED,
     _check_qkv,
-    _check_state,
     _dot,
     _dot_precision,
     _load_tile,
@@ -441,11 +442,8 @@ def chunk_scalar_gated_attention(
     """
     _check_qkv(q, k, v)
     _check_log_decay(log_decay, q)
-    if not isinstance(chunk_size, int) or chunk_size < 16 or chunk_size & (chunk_size - 1):
-        raise ValueError(f"chunk_size must be a power of two >= 16 (a tl.dot tile side); got {chunk_size!r}")
-    if initial_state is not None:
-        _check_state(initial_state, q, v, "initial_state")
-        initial_state = initial_state.float().contiguous()  # differentiable: autograd sees the cast
+    _check_chunk_size(chunk_size)
+    initial_state = _initial_state_fp32(initial_state, q, v)
     scale = 1.0 if scale is None else float(scale)
     o, final_state = ChunkScalarGatedAttention.apply(
         q.contiguous(), k.contiguous(), v.contiguous(), log_decay.float().contiguous(), initial_state,

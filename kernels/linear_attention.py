@@ -404,6 +404,20 @@ class ChunkLinearAttention(torch.autograd.Function):
         return dq, dk, dv, d_initial_state, None, None, None
 
 
+def _check_chunk_size(chunk_size) -> None:
+    """Chunks are tl.dot tile sides: a power of two >= 16."""
+    if not isinstance(chunk_size, int) or chunk_size < 16 or chunk_size & (chunk_size - 1):
+        raise ValueError(f"chunk_size must be a power of two >= 16 (a tl.dot tile side); got {chunk_size!r}")
+
+
+def _initial_state_fp32(initial_state, q: torch.Tensor, v: torch.Tensor):
+    """Check an initial state (B, H, D_k, D_v) and return it as contiguous fp32 (None stays None)."""
+    if initial_state is None:
+        return None
+    _check_state(initial_state, q, v, "initial_state")
+    return initial_state.float().contiguous()  # differentiable: autograd sees the cast
+
+
 def chunk_linear_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -426,11 +440,8 @@ def chunk_linear_attention(
     and initial_state, including through final_state.
     """
     _check_qkv(q, k, v)
-    if not isinstance(chunk_size, int) or chunk_size < 16 or chunk_size & (chunk_size - 1):
-        raise ValueError(f"chunk_size must be a power of two >= 16 (a tl.dot tile side); got {chunk_size!r}")
-    if initial_state is not None:
-        _check_state(initial_state, q, v, "initial_state")
-        initial_state = initial_state.float().contiguous()  # differentiable: autograd sees the cast
+    _check_chunk_size(chunk_size)
+    initial_state = _initial_state_fp32(initial_state, q, v)
     scale = 1.0 if scale is None else float(scale)
     o, final_state = ChunkLinearAttention.apply(
         q.contiguous(), k.contiguous(), v.contiguous(), initial_state, scale, output_final_state, chunk_size
