@@ -159,11 +159,13 @@ def _(
     _lines = alt.Chart(probes).mark_line(point=True).encode(
         x=alt.X("layer:O", title="residual stream after layer (0 = embeddings)"),
         y=alt.Y("accuracy (occupied squares):Q", scale=alt.Scale(domain=[0.3, 0.9]), title="held-out probe accuracy"),
-        color=alt.Color("encoding:N", title="labels"), strokeDash=alt.StrokeDash("model:N", title=None),
+        color=alt.Color("encoding:N", title="labels"),
+        strokeDash=alt.StrokeDash("model:N", title=None, legend=None,  # said in the title: legend symbols for dashes do not draw with point marks
+                                  scale=alt.Scale(domain=["trained model", "random-init control"], range=[[1, 0], [5, 3]])),
         tooltip=["model", "encoding", "layer", alt.Tooltip("accuracy (occupied squares):Q", format=".3f")],
     )
     _chance = alt.Chart(pd.DataFrame({"y": [probes.majority.mean()]})).mark_rule(color="gray", strokeDash=[2, 2]).encode(y="y:Q")
-    (_lines + _chance).properties(width=360, height=240, title="linear probes, by layer (gray: majority class)")
+    (_lines + _chance).properties(width=360, height=240, title="linear probes by layer; solid: trained, dashed: random-init, gray: majority")
     return probe_data, probes
 
 
