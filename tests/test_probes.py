@@ -28,6 +28,7 @@ from lablib.probes import (
     run_from_layer,
     run_with_edits,
     separation_report,
+    single_edit,
     unembedding_vectors,
     whitening,
 )
@@ -203,6 +204,37 @@ def test_intervention_beats_no_edit_and_random_direction(shipped, data, games):
     assert c["probe"]["exact_topk"] > c["none"]["exact_topk"] + 0.03
     assert c["probe"]["exact_topk"] > c["random"]["exact_topk"] + 0.05
     assert c["probe"]["errors_topk"] < c["random"]["errors_topk"] - 0.5
+
+
+def test_single_edit_matches_the_experiment_s_bookkeeping(shipped, data, games):
+    """single_edit (the chapter's viewer) uses the same legal sets as candidate_edits, its
+    "before" is the plain forward pass, scale 0 changes nothing, and the edit moves most changed
+    moves the edited board's way (summed over 10 edits: the same statistic as "follow")."""
+    y = data.labels("mt")
+    probes = {l: fit_ridge_probe(data.acts[l], y, 3) for l in (2, 3, 4)}
+    edits, _ = candidate_edits(games[300:], 10, seed=3)
+    followed = changed = 0
+    for e in edits:
+        game = games[300 + e.game]
+        out = single_edit(shipped, probes, game, e.position, e.square)
+        np.testing.assert_array_equal(out["legal_before"], e.legal_orig)
+        np.testing.assert_array_equal(out["legal_after"], e.legal_edit)
+        assert out["current"] == e.current and out["target"] == e.target
+        tok = label_games([game], shipped.cfg.block_size).tokens[:1]
+        plain = shipped(tok)[0, e.position, :N_MOVES].softmax(-1).detach().numpy()
+        np.testing.assert_allclose(out["probs_before"], plain, rtol=1e-5, atol=1e-7)
+        unedited = single_edit(shipped, probes, game, e.position, e.square, scale=0.0)
+        np.testing.assert_allclose(unedited["probs_after"], out["probs_before"], rtol=1e-5, atol=1e-7)
+        moved = (np.log(out["probs_after"]) - np.log(out["probs_before"])) * (e.legal_edit.astype(float) - e.legal_orig)
+        followed += int((moved > 0).sum())
+        changed += int((e.legal_edit != e.legal_orig).sum())
+    assert followed / changed > 0.75
+    e = edits[0]
+    empty = int(np.flatnonzero(label_games([games[300 + e.game]]).board_mt[0, e.position].numpy() == 0)[0])
+    with pytest.raises(ValueError, match="empty"):
+        single_edit(shipped, probes, games[300 + e.game], e.position, empty)
+    with pytest.raises(ValueError, match="position"):
+        single_edit(shipped, probes, games[300 + e.game], len(games[300 + e.game]) - 1, e.square)
 
 
 def test_candidate_edits_change_the_legal_set(games):

@@ -19,6 +19,9 @@ Modules:
   checked against the ``concept-erasure`` package in the tests.
 * ``experiments``: probes per layer, erasure per layer, steering (pooled and inside the network).
 * ``circular``: days and months on a circle? (``calendar_points``, ``circle_stats``).
+* ``geometry``: the causal inner product (Park et al. 2024) on the token-embedding matrix, with
+  counterfactual word pairs for 12 concepts in ``data/concept_pairs.json`` (import it as
+  ``lablib.encoder.geometry``; ``python -m lablib.encoder.geometry`` prints the report).
 
 ``python -m lablib.encoder`` prints every number of the chapter (about 30 s on one thread).
 """

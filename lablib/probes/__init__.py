@@ -11,7 +11,8 @@ Othello world model (``lablib.world``).
   residual), ``edit_residual`` (along a probe's directions: "add" or "replace"),
   ``intervention_experiment`` (flip a square's owner in the model's belief; compare its predicted
   legal moves with the engine's legal moves of the edited board, against no edit and a random
-  direction of the same norm).
+  direction of the same norm); ``single_edit`` (one such edit, its before / after move
+  probabilities and legal sets, for looking at).
 * ``geometry``: the causal inner product of Park, Choe & Veitch (2024): ``causal_metric``
   (``Cov(gamma)^{-1}`` of the unembedding), ``whitening``, ``causal_inner_product``,
   ``causal_cosine``, ``concept_differences`` (row / column concepts of a move) and
@@ -40,6 +41,7 @@ from lablib.probes.intervene import (
     intervention_experiment,
     run_from_layer,
     run_with_edits,
+    single_edit,
 )
 from lablib.probes.linear import (
     PROBE_KINDS,

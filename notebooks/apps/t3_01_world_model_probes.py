@@ -46,14 +46,15 @@ def _():
     import torch
 
     import lablib.viz  # noqa: F401  (charts that render offline in JupyterLab, the book and marimo)
-    from lablib.probes import fit_ridge_probe, intervention_experiment, majority_baseline, probe_accuracy, random_init_model
+    from lablib.probes import fit_ridge_probe, intervention_experiment, majority_baseline, probe_accuracy, random_init_model, single_edit
     from lablib.world import othello
     from lablib.world.activations import probe_dataset
-    from lablib.world.data import heldout_games, label_games
+    from lablib.world.data import PLAYABLE, heldout_games, label_games
     from lablib.world.train import legal_move_metrics, load_checkpoint
 
     torch.set_num_threads(1)  # small model: one thread, and steady timings
     return (
+        PLAYABLE,
         alt,
         fit_ridge_probe,
         heldout_games,
@@ -67,6 +68,7 @@ def _():
         probe_accuracy,
         probe_dataset,
         random_init_model,
+        single_edit,
     )
 
 
@@ -271,8 +273,8 @@ def _(
     pd,
     probe_data,
 ):
-    _edit_probes = {_l: fit_ridge_probe(probe_data.acts[_l], probe_data.labels("mt"), 3) for _l in (2, 3, 4)}
-    intervention = intervention_experiment(model, _edit_probes, heldout[300:], n_edits=200, scale=3.0, seed=0)
+    edit_probes = {_l: fit_ridge_probe(probe_data.acts[_l], probe_data.labels("mt"), 3) for _l in (2, 3, 4)}
+    intervention = intervention_experiment(model, edit_probes, heldout[300:], n_edits=200, scale=3.0, seed=0)
     edit_conditions = intervention["conditions"]
     intervention_table = pd.DataFrame([
         {"condition": _c, "moves whose change follows the edit": edit_conditions[_c].get("follow", np.nan),
@@ -280,7 +282,7 @@ def _(
          "top-k set = edited legal set": edit_conditions[_c]["exact_topk"]}
         for _c in ("none", "probe", "random")]).set_index("condition")
     intervention_table.round(3)
-    return edit_conditions, intervention
+    return edit_conditions, edit_probes, intervention
 
 
 @app.cell
@@ -302,6 +304,73 @@ def _(mo):
     modest, because this model predicts the exact legal set only about half the time even
     unedited. The linear directions are not just readable; the model reads them itself.
 
+    ### Watch one edit
+
+    Click an occupied square on the left board (pick the move above it) to flip its owner in the
+    model's belief. The middle board is the model's next-move distribution as it is, the right one
+    after the edit; the outlined squares are the legal moves of the true board (middle) and of the
+    edited board (right), computed by the engine. A good edit moves the probability mass onto the
+    right board's outlines.
+    """)
+    return
+
+
+@app.cell
+def _(
+    PLAYABLE,
+    alt,
+    edit_probes,
+    heldout,
+    label_games,
+    model,
+    np,
+    pd,
+    single_edit,
+):
+    _viewer_game = heldout[300]  # a held-out game the probes never saw
+    _viewer_moves = (8, 12, 16)
+    _names = np.array(["empty", "mine", "theirs"])
+    _board_rows, _edit_rows = [], []
+    for _move in _viewer_moves:
+        _board = label_games([_viewer_game]).board_mt[0, _move - 1].numpy()
+        _board_rows += [{"move": _move, "square": _s, "row": _s // 6, "col": _s % 6, "state": _names[_board[_s]]} for _s in range(36)]
+        for _s in np.flatnonzero(_board):
+            _out = single_edit(model, edit_probes, _viewer_game, _move - 1, int(_s))
+            _changed = int((_out["legal_before"] != _out["legal_after"]).sum())
+            for _panel, _probs, _legal in [("model, as is", _out["probs_before"], _out["legal_before"]),
+                                           ("model, after the edit", _out["probs_after"], _out["legal_after"])]:
+                _edit_rows += [{"move": _move, "square": int(_s), "panel": _panel, "row": _sq // 6, "col": _sq % 6,
+                                "probability": float(_probs[_t]), "legal": bool(_legal[_t]), "legal moves changed": _changed} for _t, _sq in enumerate(PLAYABLE)]
+    viewer_boards, viewer_edits = pd.DataFrame(_board_rows), pd.DataFrame(_edit_rows)
+    _move_pick = alt.param(name="viewer_move", value=12, bind=alt.binding_radio(options=list(_viewer_moves), name="after move "))
+    _first_square = int(viewer_edits[viewer_edits.move == 12].sort_values("legal moves changed", kind="stable").square.iloc[-1])  # the edit that changes most legal moves
+    _square_pick = alt.selection_point(name="flip", fields=["square"], on="click", value=[{"square": _first_square}], clear=False)
+    _axes = dict(x=alt.X("col:O", title=None, axis=alt.Axis(labelExpr="['a','b','c','d','e','f'][datum.value]")),
+                 y=alt.Y("row:O", title=None, axis=alt.Axis(labelExpr="datum.value + 1")))
+    _board_chart = alt.Chart(viewer_boards).transform_filter(alt.datum.move == _move_pick).mark_rect().encode(
+        **_axes, color=alt.Color("state:N", scale=alt.Scale(domain=["empty", "mine", "theirs"], range=["#eeeeee", "#2b6cb0", "#c05621"]),
+                                 title=None, legend=alt.Legend(orient="bottom")),
+        stroke=alt.condition(_square_pick, alt.value("black"), alt.value("white")),
+        strokeWidth=alt.condition(_square_pick, alt.value(3), alt.value(1)),
+        tooltip=["state"]).add_params(_square_pick).properties(width=150, height=150, title="click a disc to flip it")
+    _edited = alt.Chart(viewer_edits).transform_filter(alt.datum.move == _move_pick).transform_filter(_square_pick)
+    _probability_boards = [
+        alt.layer(
+            _edited.transform_filter(alt.datum.panel == _panel).mark_rect().encode(
+                **_axes, color=alt.Color("probability:Q", scale=alt.Scale(scheme="greens", domain=[0, 0.3], clamp=True),
+                                         legend=alt.Legend(orient="bottom", title="P(next move)")),
+                tooltip=[alt.Tooltip("probability:Q", format=".3f"), "legal"]),
+            _edited.transform_filter((alt.datum.panel == _panel) & alt.datum.legal).mark_rect(
+                fill=None, stroke="black", strokeWidth=2).encode(**_axes),
+        ).properties(width=150, height=150, title=_panel)
+        for _panel in ("model, as is", "model, after the edit")]
+    alt.hconcat(_board_chart, *_probability_boards).add_params(_move_pick).resolve_scale(color="independent")
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
     ## Summary
 
     * A 4-layer GPT trained on random 6x6 Othello games picks a legal move at about 96% of held-out
