@@ -214,7 +214,7 @@ def _(
     torch,
     train_idx,
 ):
-    def _unit(v):
+    def unit_vector(v):
         return v / v.norm()
 
 
@@ -223,7 +223,7 @@ def _(
         the top principal component of the rest; for more, the top two principal components of the
         class means."""
         if int(labels.max()) == 1:
-            _a = _unit(mean_difference(x[train], labels[train]))
+            _a = unit_vector(mean_difference(x[train], labels[train]))
             _rest = x[train] - x[train].mean(0)
             _rest = _rest - torch.outer(_rest @ _a, _a)
             _b = torch.linalg.svd(_rest, full_matrices=False)[2][0]
@@ -257,7 +257,7 @@ def _(
         tooltip=["sentence", "label"],
     ).transform_filter((alt.datum.layer == layer_pick) & (alt.datum.view == view_pick)).add_params(
         layer_pick, view_pick).properties(width=420, height=300, title="held-out sentences in a concept's plane")
-    return
+    return (unit_vector,)
 
 
 @app.cell(hide_code=True)
@@ -387,12 +387,12 @@ def _(mo):
 
 
 @app.cell
-def _(LeaceEraser, data, mean_difference, pd, torch, train_idx):
+def _(LeaceEraser, data, mean_difference, pd, torch, train_idx, unit_vector):
     _x = data.hidden[3]
     _y = data.sentiment
     eraser_3 = LeaceEraser.fit(_x[train_idx], _y[train_idx])  # no shrinkage: the paper's formula
     _erased = eraser_3(_x[train_idx])
-    _u = _unit(mean_difference(_x[train_idx], _y[train_idx]))
+    _u = unit_vector(mean_difference(_x[train_idx], _y[train_idx]))
     _projected = _x[train_idx] - torch.outer((_x[train_idx] - _x[train_idx].mean(0)) @ _u, _u)
     erasure_checks = pd.Series({
         "rank of the edit": eraser_3.rank,
