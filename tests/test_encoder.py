@@ -28,12 +28,7 @@ from lablib.encoder.sentences import DATA_FILE, NEGATIVE, POSITIVE, TOPICS, dump
 TEXTS = ["The soup was wonderful.", "Honestly, the flight to Lisbon was awful.", "Monday"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,7 @@ from lablib.encoder.circular import calendar_points, circle_stats, cyclic_adjace
 from lablib.encoder.experiments import erasure_layers, load_data, probe_layers, splits, steering
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,7 @@ from lablib.encoder.model import load_encoder
 from lablib.probes.geometry import causal_cosine, whitening
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,7 @@ from lablib.encoder import LeaceEraser, embed, load_sentences, one_hot, shrink_c
 from lablib.encoder.probes import stratified_split
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def synthetic(n=2000, d=12, k=2, seed=0):

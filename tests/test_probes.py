@@ -36,12 +36,7 @@ from lablib.world import MINE, N_MOVES, THEIRS, heldout_games, label_games, load
 from lablib.world.othello import N_SQUARES, OthelloState, replay
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

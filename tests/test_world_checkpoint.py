@@ -4,7 +4,6 @@ better as mine/theirs than as black/white. Bars are set from measurements with m
 measured values are in the docstrings and in the checkpoint's JSON)."""
 
 import pytest
-import torch
 
 from lablib.world import (
     DEFAULT_CHECKPOINT,
@@ -20,12 +19,7 @@ from lablib.world import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -27,12 +27,7 @@ from lablib.world.othello import BLACK, PLAYABLE, replay
 from lablib.world.train import legal_move_metrics, next_move_loss, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(n_layer=2):
