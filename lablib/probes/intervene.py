@@ -58,6 +58,16 @@ def _check_layer(model: GPT, layer: int) -> None:
         raise ValueError(f"layer must be an int in 0..{model.cfg.n_layer}; got {layer!r}")
 
 
+def _check_probes(model: GPT, probes: dict) -> None:
+    """``probes`` must map at least one valid layer to a ``LinearProbe``."""
+    if not probes:
+        raise ValueError("probes must map at least one layer to a LinearProbe")
+    for l, p in probes.items():
+        _check_layer(model, l)
+        if not isinstance(p, LinearProbe):
+            raise ValueError(f"probes[{l}] must be a LinearProbe; got {type(p).__name__}")
+
+
 @torch.no_grad()
 def run_from_layer(model: GPT, resid: torch.Tensor, layer: int) -> torch.Tensor:
     """Logits from a residual stream ``resid`` (B, T, d) taken *after* ``layer`` blocks
@@ -246,12 +256,7 @@ def intervention_experiment(model: GPT, probes: dict, games: list[list[int]], n_
     edited board says, relative to no edit; 0.5 is chance); plus ``probe_flip_rate`` (the probe reads the
     target after the edit, at the first edited layer).
     """
-    if not probes:
-        raise ValueError("probes must map at least one layer to a LinearProbe")
-    for l, p in probes.items():
-        _check_layer(model, l)
-        if not isinstance(p, LinearProbe):
-            raise ValueError(f"probes[{l}] must be a LinearProbe; got {type(p).__name__}")
+    _check_probes(model, probes)
     if method == "replace" and (means is None or set(means) < set(probes)):
         raise ValueError("method 'replace' needs means={layer: class_means(...)} for every edited layer")
     if method not in EDIT_METHODS:
@@ -338,10 +343,7 @@ def single_edit(model: GPT, probes: dict, game: list[int], position: int, square
     board = labels.board_mt[0, position].numpy()
     if not 0 <= square < N_SQUARES or board[square] == 0:
         raise ValueError(f"square {square} is empty or off the board after move {position + 1}; pick an occupied square")
-    for l, p in probes.items():
-        _check_layer(model, l)
-        if not isinstance(p, LinearProbe):
-            raise ValueError(f"probes[{l}] must be a LinearProbe; got {type(p).__name__}")
+    _check_probes(model, probes)
     current = int(board[square])
     target = THEIRS if current == MINE else MINE
     tok = labels.tokens[:1]
