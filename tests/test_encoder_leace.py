@@ -5,6 +5,7 @@ equal those of EleutherAI's concept-erasure (LeaceEraser.fit) to 1e-5 relative."
 
 import pytest
 import torch
+from conftest import require_peer
 
 from lablib.encoder import LeaceEraser, embed, load_sentences, one_hot, shrink_covariance
 from lablib.encoder.probes import stratified_split
@@ -118,9 +119,7 @@ def test_matches_concept_erasure(minilm, layer, concept):
     LeaceFitter(shrinkage=False, constrain_cov_trace=False) is the paper's formula; with it, the
     package's defaults (LeaceEraser.fit(X, Z)) - whose trace constraint does not fire here.
     Measured relative differences: 1e-11 to 1e-15."""
-    ce = pytest.importorskip(
-        "concept_erasure", reason="concept-erasure (the [dev] extra) is not installed: no peer to compare with"
-    )
+    ce = require_peer("concept_erasure", "concept-erasure")
     h, sentiment, topic, train = minilm
     labels = sentiment if concept == "sentiment" else topic
     x = h[layer][train]

@@ -19,3 +19,57 @@ def test_environment_yml_installs_the_package_with_dev_extra_and_same_torch():
     wanted = {"torch", "triton", "jupyterlab", "ipywidgets", "anywidget", "marimo", "altair", "nbval", "jupyter-book"}
     declared = {re.split(r"[<>=;\[ ]", d)[0] for d in project["dependencies"] + project["optional-dependencies"]["dev"]}
     assert wanted <= declared, f"missing from pyproject.toml: {wanted - declared}"
+
+
+def _dev_extra() -> list[str]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+
+
+def _stamp_recipe() -> str:
+    """The Makefile's install recipe: the lines after `$(STAMP): ...` up to the first blank line."""
+    make = (ROOT / "Makefile").read_text()
+    match = re.search(r"^\$\(STAMP\):.*\n((?:\t.*\n)+)", make, re.M)
+    assert match, "Makefile has no $(STAMP) install recipe"
+    return match.group(1)
+
+
+def test_makefile_installs_the_same_torch_and_the_dev_extra():
+    """make, environment.yml and pyproject.toml stay in step: make installs pyproject's torch pin
+    (first, so pip keeps the local CPU wheel) and then the package with its [dev] extra, which holds
+    every other pin, the peers' included; so environment.yml needs nothing more than -e .[dev]."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    torch_pin = next(d for d in project["dependencies"] if d.startswith("torch"))
+    recipe = _stamp_recipe()
+    assert f"pip install --quiet {torch_pin}\n" in recipe, f"the Makefile must install {torch_pin} (pyproject's pin)"
+    assert '-e ".[dev]"' in recipe, "the Makefile must pip-install -e .[dev]"
+    assert re.search(r"^\$\(STAMP\): pyproject\.toml", (ROOT / "Makefile").read_text(), re.M), (
+        "the install must re-run when pyproject.toml (where the pins live) changes"
+    )
+
+
+def test_the_peers_come_with_the_dev_extra_and_fla_core_is_pinned():
+    """The tests compare with PyDMD, concept-erasure and fla-core and fail (not skip) without them,
+    so [dev] must bring them. fla-core is pinned exactly: tests/test_peer_fla.py loads files from
+    inside it (fla/ops/<op>/naive.py), which a new release may move."""
+    names = {re.split(r"[<>=~!;\[ ]", d)[0].lower() for d in _dev_extra()}
+    assert {"pydmd", "concept-erasure", "fla-core"} <= names, f"peers missing from [dev]: {names}"
+    (fla,) = [d for d in _dev_extra() if d.lower().startswith("fla-core")]
+    assert re.fullmatch(r"fla-core==\d+(\.\d+)+", fla), f"fla-core must be pinned with ==; got {fla!r}"
+
+
+def test_installed_fla_core_is_the_pin_and_brings_no_torch():
+    """The fla-core in this environment is the pinned one, and its unconditional requirements are
+    einops alone (torch and triton sit behind its extras): installed through [dev] it cannot
+    replace the CPU torch with a CUDA build. A re-pin to a release that needs torch fails here."""
+    from importlib import metadata
+
+    (fla,) = [d for d in _dev_extra() if d.lower().startswith("fla-core")]
+    pinned = fla.split("==")[1]
+    try:
+        installed = metadata.version("fla-core")
+    except metadata.PackageNotFoundError:
+        raise AssertionError("fla-core is not installed: pip install -e .[dev] (or make venv)") from None
+    assert installed == pinned, f"fla-core {installed} is installed, pyproject.toml pins {pinned}: pip install -e .[dev]"
+    unconditional = [r for r in metadata.requires("fla-core") or [] if "extra ==" not in r]
+    names = {re.split(r"[<>=~!;\[ ]", r)[0].lower() for r in unconditional}
+    assert names <= {"einops"}, f"fla-core {installed} requires {sorted(names)} without extras (torch would come along)"

@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import require_peer
 
 from lablib.koopman import (
     DMDc,
@@ -51,7 +52,7 @@ def test_dmdc_recovers_A_and_B(linear_data):
 
 def test_dmdc_matches_pydmd(linear_data):
     """Same data, truncated ranks (r = 3, p = 5): eigenvalues and B as PyDMD's DMDc computes them (1e-10)."""
-    pydmd = pytest.importorskip("pydmd")
+    pydmd = require_peer("pydmd", "PyDMD")
     s, x, u = linear_data
     C = np.random.default_rng(1).standard_normal((12, 4))
     y = x @ C.T  # observe through 12 sensors so truncation has something to cut
@@ -61,6 +62,40 @@ def test_dmdc_matches_pydmd(linear_data):
         theirs = pydmd.DMDc(svd_rank=3, svd_rank_omega=5).fit(y.T, u.T)
     np.testing.assert_allclose(np.sort_complex(ours.eigenvalues), np.sort_complex(theirs.eigs), atol=1e-10)
     np.testing.assert_allclose(ours.basis @ ours.Btilde, theirs.B, atol=1e-10)
+
+
+def test_dmdc_on_complex_snapshots_and_inputs():
+    """Complex, non-Hermitian A, complex B and complex inputs (real data cannot tell a missing
+    conjugate from a present one): full rank recovers A, B and eig(A) to 1e-12 and forecasts
+    exactly; truncated (r = 3, p = 5, 12 complex sensors) it agrees with PyDMD's DMDc to 1e-10.
+    Measured: A, B 2e-15, eigenvalues 1e-15, forecast 2e-13; against PyDMD 9e-16."""
+    pydmd = require_peer("pydmd", "PyDMD")
+    rng = np.random.default_rng(0)
+    lam = np.array([0.95 * np.exp(0.4j), 0.8 * np.exp(-1.0j), 0.6 + 0.3j, -0.4 + 0.2j])
+    P = rng.standard_normal((4, 4)) + 1j * rng.standard_normal((4, 4))
+    A = P @ np.diag(lam) @ np.linalg.inv(P)
+    B = rng.standard_normal((4, 2)) + 1j * rng.standard_normal((4, 2))
+    u = rng.standard_normal((40, 2)) + 1j * rng.standard_normal((40, 2))
+    x = [rng.standard_normal(4) + 1j * rng.standard_normal(4)]
+    for k in range(40):
+        x.append(A @ x[-1] + B @ u[k])
+    x = np.stack(x)  # (41, 4)
+    d = DMDc().fit(x.T, None, u.T)
+    np.testing.assert_allclose(d.A, A, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(d.B, B, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.sort_complex(d.eigenvalues), np.sort_complex(lam), rtol=0, atol=1e-12)
+    forecast = d.predict(x[0], u)
+    assert np.iscomplexobj(forecast)
+    np.testing.assert_allclose(forecast, x, rtol=0, atol=1e-10)
+
+    C = rng.standard_normal((12, 4)) + 1j * rng.standard_normal((12, 4))
+    y = x @ C.T
+    ours = DMDc(rank=3, rank_omega=5).fit(y.T, None, u.T)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = pydmd.DMDc(svd_rank=3, svd_rank_omega=5).fit(y.T, u.T)
+    np.testing.assert_allclose(np.sort_complex(ours.eigenvalues), np.sort_complex(theirs.eigs), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(ours.basis @ ours.Btilde, theirs.B, rtol=0, atol=1e-10)
 
 
 def test_lifted_control_is_exact_on_the_finite_map():

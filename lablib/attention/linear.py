@@ -106,6 +106,8 @@ def linear_attention_reference(
         w = (fq[:, :, i : i + 1] * keys).sum(-1)  # (B, H, J): similarity of query i to each key
         num = (w.unsqueeze(-1) * values).sum(2)  # (B, H, D_v)
         outputs.append(_readout(num, w.sum(-1), normalize, eps))
+    if not outputs:  # no queries (T_q = 0): an empty (B, H, 0, D_v), as the other forms return
+        return v.new_zeros(*v.shape[:2], 0, v.shape[-1])
     return torch.stack(outputs, dim=2)
 
 
