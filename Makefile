@@ -42,7 +42,7 @@ book: $(STAMP)
 	$(BIN)/python -m lablib.chapters book
 
 test: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m pytest $(PARALLEL) tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	$(TEST_ENV) $(BIN)/python -m pytest $(PARALLEL) tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider --durations=25
 
 test-fast: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest $(PARALLEL) tests -m "not browser and not slow" -q -p no:cacheprovider

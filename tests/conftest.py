@@ -35,28 +35,48 @@ def require_peer(module: str, package: str | None = None):
 
 
 # --- Parallel runs -------------------------------------------------------------------------
-# `make test` runs pytest on every core (pytest-xdist, --dist loadgroup). The cells of one
-# notebook share one kernel and the tests of one file may share module-scoped fixtures (a model,
-# a cache), so every file's tests go to one worker as a group; only the files listed here, whose
-# tests are independent and each long (one chapter per test), are spread over the workers.
+# `make test` runs pytest on every core (pytest-xdist, `-n auto --dist loadgroup`). The cells of
+# one notebook share one kernel and the tests of one file may share module-scoped fixtures (a
+# model, a cache), so every file's tests go to one worker as one unit of work; only the files
+# listed here, whose tests are independent and each long (one chapter per test), are spread.
+# (xdist's own loadgroup reads `xdist_group` marks by renaming node ids, which does not take
+# effect with pytest 9 here, so the grouping is done by the scheduler below instead.)
 SPREAD_FILES = {"test_chapters.py"}
-# Groups are handed out in collection order, so the longest come first: notebooks (each a whole
+# Units are handed out in collection order, so the longest come first: notebooks (each a whole
 # chapter), then the chapter-app tests, the one-off compile check and the model-loading files.
 LONG_FIRST = ("notebooks/", "test_chapters.py", "test_kernels_compile.py", "test_browser.py", "test_encoder")
 
 
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::")[0]
+
+
 def _rank(item) -> int:
-    path = item.nodeid.split("::")[0]
+    path = _file_of(item.nodeid)
     return next((i for i, prefix in enumerate(LONG_FIRST) if prefix in path), len(LONG_FIRST))
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Group tests per file for xdist (see above) and put the longest groups first.
+    """Longest units first (stable sort: the order inside a file is kept)."""
+    items.sort(key=_rank)
 
-    tryfirst: xdist reads the ``xdist_group`` marks in its own hook and must see ours."""
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        if path.rsplit("/", 1)[-1] not in SPREAD_FILES:
-            item.add_marker(pytest.mark.xdist_group(path))
-    items.sort(key=_rank)  # stable: the order inside a file is kept
+
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # xdist comes with the dev extra; without it the suite runs serially
+    LoadScopeScheduling = None
+
+if LoadScopeScheduling is not None:
+
+    class PerFileScheduling(LoadScopeScheduling):
+        """One unit of work per file (a notebook, a test module), except SPREAD_FILES, whose
+        tests are units of their own."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = _file_of(nodeid)
+            return nodeid if path.rsplit("/", 1)[-1] in SPREAD_FILES else path
+
+    def pytest_xdist_make_scheduler(config, log):
+        if config.getvalue("dist") == "loadgroup":
+            return PerFileScheduling(config, log)
+        return None

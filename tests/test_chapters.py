@@ -56,6 +56,7 @@ def test_marimo_app_parses_and_has_no_multiply_defined_names(chapter):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chapter", IDS)
 def test_marimo_app_runs_every_cell(chapter, tmp_path):
     """Execute the app as marimo does (cell-local `_names`, dependency order) and fail on any cell error.

@@ -377,7 +377,10 @@ def _nvidia_backend_missing() -> str | None:
 
 
 _missing = _nvidia_backend_missing()
-pytestmark = pytest.mark.skipif(_missing is not None, reason=f"cannot compile for sm_90 here: {_missing}")
+pytestmark = [
+    pytest.mark.skipif(_missing is not None, reason=f"cannot compile for sm_90 here: {_missing}"),
+    pytest.mark.slow,  # ~4 minutes with a cold Triton cache
+]
 
 
 @pytest.fixture(scope="module")
