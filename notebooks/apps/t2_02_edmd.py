@@ -36,7 +36,7 @@ def _(mo):
     By the end you will have
 
     * lifted a nonlinear map whose Koopman operator has an exactly finite invariant subspace, and
-      recovered its eigenvalues and an eigenfunction to $10^{-12}$;
+      recovered its eigenvalues and an eigenfunction to $10^{-10}$;
     * seen which EDMD eigenvalues are real and which are artefacts of a dictionary that is not closed;
     * fitted EDMD to the Duffing oscillator with eight dictionaries and chosen between them, watching
       forecasts improve, and, with too rich a dictionary and no regularization, blow up;
@@ -101,9 +101,13 @@ def _(EDMD, FiniteKoopmanMap, MonomialDictionary, np, pd, snapshot_pairs):
     _exact = np.array([1.0, finite_map.a, finite_map.b, finite_map.a**2])  # 1: the constant function is always an eigenfunction
     _nearest = [edmd_fin.eigenvalues[np.argmin(np.abs(edmd_fin.eigenvalues - lam))] for lam in _exact]
     finite_error = max(abs(n - lam) for n, lam in zip(_nearest, _exact))
+    _is_exact = np.array([min(abs(z - lam) for lam in _exact) < 1e-9 for z in edmd_fin.eigenvalues])
+    assert _is_exact.sum() == 4, f"expected four of the six EDMD eigenvalues exact (1, a, b, a^2), found {_is_exact.sum()}"
+    finite_spurious = np.sort(edmd_fin.eigenvalues[~_is_exact].real)[::-1]
+    assert np.allclose(finite_spurious, [0.535, 0.314], atol=1e-3), f"expected the other two near 0.535 and 0.314, found {finite_spurious}"
     pd.DataFrame({"EDMD eigenvalue": np.round(edmd_fin.eigenvalues.real, 6),
-                  "exact Koopman eigenvalue?": [any(abs(z - lam) < 1e-9 for lam in _exact) for z in edmd_fin.eigenvalues]})
-    return edmd_fin, finite_error, finite_map
+                  "exact Koopman eigenvalue?": np.where(_is_exact, "yes", "no: the dictionary is not closed")})
+    return edmd_fin, finite_error, finite_map, finite_spurious
 
 
 @app.cell(hide_code=True)
@@ -126,15 +130,18 @@ def _(edmd_fin, finite_error, finite_map, np):
     _phi_true = finite_map.eigenfunctions(_states)[:, 1]  # x2 - c/(a^2 - b) x1^2
     _scale = (_phi_edmd @ _phi_true) / (_phi_true @ _phi_true)  # eigenfunctions are defined up to scale
     eigenfunction_error = np.abs(_phi_edmd - _scale * _phi_true).max() / np.abs(_phi_edmd).max()
+    assert finite_error < 1e-10, f"expected the eigenvalues 1, a, b, a^2 recovered to 1e-10, measured {finite_error:.1e}"
+    assert eigenfunction_error < 1e-10, f"expected EDMD's eigenfunction for b to be x2 - c/(a^2-b) x1^2 to 1e-10, measured {eigenfunction_error:.1e}"
+    assert edmd_fin.residual > 0.01, f"expected a nonzero fit residual (the dictionary is not invariant), measured {edmd_fin.residual:.3g}"
     print(f"exact eigenvalues recovered to {finite_error:.1e}; EDMD's eigenfunction for b vs x2 - c/(a^2-b) x1^2 "
           f"(up to scale) at 200 random states: {eigenfunction_error:.1e}; fit residual {edmd_fin.residual:.3f}")
-    return (eigenfunction_error,)
+    return
 
 
 @app.cell
-def _(eigenfunction_error, finite_error):
+def _(finite_spurious):
     # NBVAL_CHECK_OUTPUT
-    print(f"eigenvalues 1, a, b, a^2 to 1e-10: {finite_error < 1e-10}; eigenfunction for b to 1e-10: {eigenfunction_error < 1e-10}")
+    print("the two eigenvalues outside the invariant span:", ", ".join(f"{_z:.3f}" for _z in finite_spurious))
     return
 
 
@@ -150,7 +157,9 @@ def _(mo):
 def _(edmd_fin, finite_map, np):
     _x0 = np.array([0.8, -0.6])
     finite_forecast_error = np.abs(edmd_fin.predict(_x0, 60) - finite_map.simulate(_x0, 60)).max()
-    print(f"60 steps of x_(k+1) = F(x_k) vs 60 powers of the 6 x 6 EDMD matrix: max error {finite_forecast_error:.1e}")
+    assert finite_forecast_error < 1e-10, f"expected the lifted forecast exact over 60 steps to 1e-10, measured {finite_forecast_error:.1e}"
+    print(f"60 steps of x_(k+1) = F(x_k) vs 60 powers of the {edmd_fin.K.shape[0]} x {edmd_fin.K.shape[1]} EDMD matrix: "
+          f"max error {finite_forecast_error:.1e}")
     return
 
 
@@ -207,6 +216,8 @@ def _(
         eigen_rows += [{"dictionary": _name, "re": _z.real, "im": _z.imag} for _z in _model.eigenvalues]
     forecast_rows += [{"dictionary": _name, "step": _k, "x": test_trajectories[0, _k, 0], "source": "true"} for _name in dictionaries for _k in range(51)]
     edmd_summary = pd.DataFrame(summary_rows)
+    assert len(dictionaries) == 8 and duffing.dt == 0.1 and X_duff.shape == (10000, 2), "the text describes 8 dictionaries, dt = 0.1, 10,000 pairs"
+    assert np.abs(test_trajectories[:, 0]).max() <= 2, "expected the test trajectories to start in [-2, 2]^2"
     edmd_summary.round(3)
     return (
         X_duff,
@@ -220,12 +231,23 @@ def _(
 
 
 @app.cell
-def _(edmd_summary):
-    # NBVAL_CHECK_OUTPUT
+def _(edmd_fits, edmd_summary, np):
     _s = edmd_summary.set_index("dictionary")
-    print("50 RBFs forecast at least 2x better than DMD:", bool(_s.loc["50 RBFs", "RMSE, mean over 50 steps"] * 2 < _s.loc["monomials, degree 1 (= DMD)", "RMSE, mean over 50 steps"]),
-          "| 100 RBFs without ridge have an eigenvalue outside the unit circle:", bool(_s.loc["100 RBFs", "largest |eigenvalue|"] > 1.01),
-          "| ridge brings it back to the circle (<= 1.01):", bool(_s.loc["100 RBFs, ridge 1e-6", "largest |eigenvalue|"] <= 1.01))
+    _rmse, _largest = _s["RMSE, mean over 50 steps"], _s["largest |eigenvalue|"]
+    assert _rmse["50 RBFs"] * 2 < _rmse["monomials, degree 1 (= DMD)"], (
+        f"expected 50 RBFs to forecast at least 2x better than DMD, measured RMSE {_rmse['50 RBFs']:.3f} vs {_rmse['monomials, degree 1 (= DMD)']:.3f}"
+    )
+    assert _rmse.idxmin() == "50 RBFs", f"expected 50 RBFs to do best, measured best {_rmse.idxmin()} ({_rmse.min():.3f})"
+    assert _s.loc["monomials, degree 3", "right well at step 50"] > 0.5, "expected most cubic-monomial forecasts to reach the right well"
+    assert _largest["100 RBFs"] > 1.01 and _rmse["100 RBFs"] > 1e6, (
+        f"expected 100 RBFs without ridge to have an eigenvalue outside the unit circle and explode, "
+        f"measured |lambda| {_largest['100 RBFs']:.3f}, RMSE {_rmse['100 RBFs']:.1e}"
+    )
+    assert _largest["100 RBFs, ridge 1e-6"] <= 1.01, f"expected the ridge to bring it back to the circle, measured {_largest['100 RBFs, ridge 1e-6']:.3f}"
+    _dmd_eigenvalues = np.sort_complex(edmd_fits["monomials, degree 1 (= DMD)"].eigenvalues)
+    assert abs(_dmd_eigenvalues[-1] - 1) < 1e-9 and np.all(np.abs(_dmd_eigenvalues[:2]) < 1) and np.all(_dmd_eigenvalues[:2].imag != 0), (
+        f"expected degree 1 to give the constant's eigenvalue 1 and a complex pair inside the unit circle, found {_dmd_eigenvalues}"
+    )
     return
 
 
@@ -259,7 +281,8 @@ def _(alt, dictionaries, eigen_rows, forecast_rows, np, pd):
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
-    Degree 1 is DMD: two eigenvalues, a forecast into the hilltop. Cubic monomials already contain
+    Degree 1 is DMD (plus the constant function, whose eigenvalue is 1): DMD's pair of eigenvalues
+    inside the unit circle, and a forecast into the hilltop. Cubic monomials already contain
     the force term $x^3$ and most forecasts reach the right well; 50 RBFs do best here. Richer is not
     always better: with 100 RBFs of width 1 on 10,000 samples the least-squares problem is so badly
     conditioned that some eigenvalues leave the unit circle, and a forecast by matrix powers explodes
@@ -284,6 +307,7 @@ def _(mo):
 def _(X_duff, alt, duffing, edmd_fits, np, pd):
     _model = edmd_fits["50 RBFs"]
     _near_one = np.argsort(np.abs(_model.eigenvalues - 1.0))[:2]  # the two eigenvalues nearest 1
+    assert np.abs(_model.eigenvalues[_near_one] - 1).max() < 0.01, f"expected two eigenvalues next to 1, found {_model.eigenvalues[_near_one]}"
 
 
     def _relative_variation(i):
@@ -307,19 +331,14 @@ def _(X_duff, alt, duffing, edmd_fits, np, pd):
         color=alt.Color("eigenfunction:Q", scale=alt.Scale(scheme="redblue", domainMid=0), title="phi (scaled)"),
         tooltip=[alt.Tooltip("x:Q", format=".2f"), alt.Tooltip("v:Q", format=".2f"), alt.Tooltip("eigenfunction:Q", format=".3f")],
     ).properties(width=260, height=260, title=f"EDMD eigenfunction, lambda = {_model.eigenvalues[_psi_nonconst].real:.4f}")
-    return (basin_agreement,)
+    return basin_agreement, basin_frame
 
 
 @app.cell
-def _(basin_agreement):
-    print(f"the eigenfunction's sign agrees with the well each grid point ends in (300 steps of the true dynamics) at {basin_agreement:.1%} of 1681 points")
-    return
-
-
-@app.cell
-def _(basin_agreement):
-    # NBVAL_CHECK_OUTPUT
-    print(f"the sign of the near-1 eigenfunction marks the basin at more than 80% of grid points: {basin_agreement > 0.8}")
+def _(basin_agreement, basin_frame):
+    assert basin_agreement > 0.8, f"expected the near-1 eigenfunction's sign to mark the basin at more than 80% of grid points, measured {basin_agreement:.1%}"
+    print(f"the eigenfunction's sign agrees with the well each grid point ends in (300 steps of the true dynamics) "
+          f"at {basin_agreement:.1%} of {len(basin_frame)} points")
     return
 
 
