@@ -127,14 +127,38 @@ Outputs in ``--out``: ``attention.csv`` (every row and column; ``op`` first), ``
 The GPU run to commit (every op, bf16, T from 1024 to 32768, D in {64, 128}; TRITON_INTERPRET
 unset)::
 
-    python -m lablib.bench attention --out benchmarks/h100 --no-progress
+    python -m lablib.bench attention --out benchmarks/h200 --no-progress
 
-then commit ``benchmarks/h100/attention.{md,csv,png}`` (the .html inlines vega, about 1 MB). Its
-length has not been measured yet: 480 cases, most a few hundred ms of timed calls, the PyTorch
-references (budget-capped at ``--budget`` seconds of repeats per case), Triton compilation and
-fla's autotuning dominate. Where a run is time-limited, split it by op into separate folders,
-e.g. ``--op linear,scalar_gated,gla --out benchmarks/h100/gated`` and ``--op delta,gated_delta
---out benchmarks/h100/delta``; the size flags (``--lengths``, ``--dims``) narrow it further.
+then commit ``benchmarks/<device>/attention.{md,csv,png}`` (the .html inlines vega, about 1 MB).
+On a fresh machine its length is dominated by compilation, not timing: 480 cases, most a few
+hundred ms of timed calls, but ``--estimate-only`` counts ~1,800 cold Triton compiles for it,
+34 of ours (bf16, a few seconds each) and ~1,750 of fla's, whose autotuners compile and time
+every config (48 per kernel for its state recurrence) of every kernel for each new key, per op
+and D: ~20 minutes at the CI machine's compile rate (see ``lablib.bench_compile``).
+
+Time limits, for a device lent by the minute. ``--budget-s S`` stops the grid after S seconds of
+wall time (compilation included): the case running then is cut, and every case left gets rows
+"n/a (not run: --budget-s S s used up)", and the outputs are written as usual. ``--case-timeout
+S`` caps one case (an implementation at one (op, T, D): its check and both passes, first-call
+compilation and autotuning included) at S seconds: its unfinished passes become "n/a (timed out
+...)" and the grid goes on (a later size of the same kernel resumes where the compile cache left
+off). Both use SIGALRM, which interrupts Python between bytecodes, so a cap can overrun by one
+call into C (one compile pass, one kernel). A SIGTERM (``timeout``) stops the grid the same way.
+While the grid runs, attention.csv and attention.md are rewritten every 15 s with the rows so far
+(written beside, then renamed), so a run killed from outside keeps them. ``--fla-last`` times fla
+after everything else, op by op in FLA_ORDER (fewest autotuning configs first), so a grid cut
+short loses fla's slowest ops, not our kernels. ``--autotune-rep-ms M`` makes fla's autotuners
+time each config for M ms (after M/4 of warm-up) instead of Triton's 100 (25): every config is
+still compiled and timed, and the fastest kept. ``--estimate`` writes compile_estimate.{md,csv}
+(``lablib.bench_compile``: every kernel the grid will compile, counted without compiling) before
+running; ``--estimate-only`` stops there.
+
+``--grid gpu`` is the first GPU run, what ``benchmarks/gpu_run.sh`` runs (FULL's sizes, all five
+ops): the reference only up to T = 4096 (``--ref-max-chunks 64``), 1 s of timed calls per case,
+``--budget-s 330 --case-timeout 150 --fla-last --autotune-rep-ms 20``. It gets our kernels, SDPA
+and the reference at every size (the reference to T = 4096), and fla for as many ops as the
+budget leaves (the estimate at the CI machine's compile rate: ~2 minutes of compiles for all of
+ours, ~1-4 minutes per op and D for fla); see benchmarks/README.md.
 
 ``--smoke``: CPU, fp32, tokens 128, T in {64, 128}, 1 head, D = 16, chunk 32, 3 repeats; with
 ``TRITON_INTERPRET=1`` the Triton kernels run in the interpreter and all five ops take under a
@@ -145,6 +169,7 @@ TRITON_INTERPRET=1)". Explicit size flags override the smoke (and full) defaults
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib
 import importlib.metadata
@@ -152,8 +177,10 @@ import importlib.util
 import inspect
 import math
 import platform
+import signal
 import statistics
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,9 +257,25 @@ IMPLEMENTATIONS = implementations("linear")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 CHECK_TOL = {torch.float32: 1e-2, torch.float16: 3e-2, torch.bfloat16: 1e-1}
 
+# Grid presets (``--grid``; ``--smoke`` = ``--grid smoke``). The run settings after the sizes: seconds of timed
+# calls per case (``budget``), the reference's chunk limit, the whole grid's wall-clock budget, the cap on one
+# case (compilation included), fla last, and fla's autotuning time per config (None: Triton's default).
+RUN_DEFAULTS = dict(budget=5.0, ref_max_chunks=256, budget_s=None, case_timeout=None, fla_last=False,
+                    autotune_rep_ms=None)
 FULL = dict(tokens=32768, lengths=[1024, 2048, 4096, 8192, 16384, 32768], heads=16, dims=[64, 128],
-            dtype="bf16", chunk_size=64, warmup=5, repeats=20)
-SMOKE = dict(tokens=128, lengths=[64, 128], heads=1, dims=[16], dtype="fp32", chunk_size=32, warmup=1, repeats=3)
+            dtype="bf16", chunk_size=64, warmup=5, repeats=20, **RUN_DEFAULTS)
+SMOKE = dict(tokens=128, lengths=[64, 128], heads=1, dims=[16], dtype="fp32", chunk_size=32, warmup=1, repeats=3,
+             **RUN_DEFAULTS)
+# The first GPU run (benchmarks/gpu_run.sh): FULL's sizes inside about 6 minutes of device time, compilation
+# included. Our kernels, SDPA and the reference (T <= 4096) first; fla after them, cheapest autotuning first
+# (FLA_ORDER), each config timed for 20 ms instead of Triton's 100; the grid stops at 330 s and no case
+# (one implementation at one size, both passes) may take more than 150 s. See benchmarks/README.md.
+GPU = dict(FULL, budget=1.0, ref_max_chunks=64, budget_s=330.0, case_timeout=150.0, fla_last=True,
+           autotune_rep_ms=20.0)
+GRIDS = {"full": FULL, "gpu": GPU, "smoke": SMOKE}
+# fla's ops in order of how many configs its autotuner compiles and times for them (fewest first; counted by
+# ``python -m lablib.bench attention --estimate-only --grid gpu``): with ``fla_last`` fla runs in this order.
+FLA_ORDER = ("linear", "gated_delta", "delta", "scalar_gated", "gla")
 
 SOFTMAX_CHECK_ROWS = 2048  # SDPA is checked on this many leading query rows (a T x T reference is too big)
 FLA_CHUNK = 64  # fla's chunk kernels' block size, for its FLOP count
@@ -373,7 +416,7 @@ def _fla(op: str, cfg: "Config") -> Impl:
         call = lambda q, k, v, beta: first(fn(q, k, v, beta=beta, **kwargs))  # noqa: E731
     else:
         call = lambda q, k, v, g, beta: first(fn(q, k, v, g=g, beta=beta, **kwargs))  # noqa: E731
-    note = ", ".join(x for x in (f"fla {_version('flash-linear-attention')}, (B,T,H,D) inputs", note) if x)
+    note = ", ".join(x for x in (f"fla {_fla_version()}, (B,T,H,D) inputs", note) if x)
     return Impl(name, call, op, "BTHD", FLA_CHUNK, note, gates_in_input_dtype=("beta",))
 
 
@@ -504,6 +547,10 @@ class Config:
     ref_max_chunks: int
     progress: bool = True
     ops: list[str] = field(default_factory=lambda: list(OPS))
+    budget_s: float | None = None  # wall-clock seconds for the whole grid; cases after it are "not run"
+    case_timeout: float | None = None  # seconds for one case (an implementation at one size, both passes)
+    fla_last: bool = False  # time fla after every other implementation (its autotuning is the slow part)
+    autotune_rep_ms: float | None = None  # fla's autotuner times each config this long (None: Triton's 100 ms)
 
 
 def _short(e: BaseException, n: int = 160) -> str:
@@ -533,6 +580,15 @@ def _version(dist: str) -> str:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
+
+
+def _fla_version() -> str:
+    """fla's version, under either of its distributions (flash-linear-attention, or fla-core: the ops alone)."""
+    for dist in ("flash-linear-attention", "fla-core"):
+        version = _version(dist)
+        if version != "not installed":
+            return version if dist == "flash-linear-attention" else f"{version} (fla-core)"
+    return "not installed"
 
 
 def device_name(device: torch.device) -> str:
@@ -612,9 +668,139 @@ def _errors(out: torch.Tensor, ref: torch.Tensor, rows: int) -> tuple[float, flo
     return diff / scale if scale > 0 else diff, diff
 
 
-def run_attention(cfg: Config) -> pd.DataFrame:
-    """Every (op, implementation, T, D, pass) as one row of a DataFrame; see the module docstring."""
-    from tqdm.auto import tqdm
+def jobs(cfg: Config) -> list[tuple[str, int, int, str]]:
+    """Every (op, T, D, implementation) case of the grid, in the order the run takes them.
+
+    Op by op, T by T, D by D, the four implementations in turn; with ``cfg.fla_last`` the fla
+    cases come after all the others, op by op in FLA_ORDER (fla's autotuning compiles hundreds of
+    configs per op and D, so a grid cut short by ``budget_s`` loses fla's slowest ops first).
+    """
+    cases = [(op, T, D, name) for op in cfg.ops for T in cfg.lengths for D in cfg.dims for name in implementations(op)]
+    if not cfg.fla_last:
+        return cases
+    fla = [c for c in cases if c[3] == FLA_NAMES[c[0]]]
+    return [c for c in cases if c[3] != FLA_NAMES[c[0]]] + sorted(fla, key=lambda c: FLA_ORDER.index(c[0]))
+
+
+class _TimeUp(BaseException):
+    """A case's time cap ran out. A BaseException, so the case's own ``except Exception`` lets it through."""
+
+
+class _Stopped(BaseException):
+    """SIGTERM (e.g. from ``timeout``) during the grid: the run stops and keeps what it measured."""
+
+
+@contextlib.contextmanager
+def _time_cap(seconds: float | None, reason: str):
+    """Raise _TimeUp(reason) in this (main) thread after ``seconds`` of wall time; no cap when None.
+
+    SIGALRM interrupts Python code only between bytecodes: a long call into C (a Triton compile
+    pass, a CUDA synchronize) finishes first, so the cap may overrun by that call's length.
+    """
+    if seconds is None or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise _TimeUp(reason)
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm():
+    """Turn SIGTERM into _Stopped while the grid runs (main thread only), so the outputs still get written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise _Stopped()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def shorten_autotuning(rep_ms: float, package: str = "fla") -> tuple[int, int]:
+    """Make the Triton autotuners of ``package`` (its modules already imported) time each config for
+    ``rep_ms`` ms after ``rep_ms / 4`` ms of warm-up, instead of Triton's 100 and 25.
+
+    The configs are still all compiled and timed, and the fastest kept; only the timing of each is
+    shorter (fla's kernels take microseconds to a millisecond here, so 20 ms is still tens to
+    thousands of calls). Returns (autotuners changed, autotuners found).
+    """
+    import triton.testing
+    from triton.runtime.autotuner import Autotuner, Heuristics
+
+    def do_bench(kernel_call, quantiles=None, **_):
+        return triton.testing.do_bench(kernel_call, warmup=max(1.0, rep_ms / 4), rep=rep_ms, quantiles=quantiles)
+
+    found: dict[int, object] = {}
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == package or name.startswith(package + ".")):
+            continue
+        for obj in list(vars(module).values()):
+            while isinstance(obj, Heuristics):
+                obj = obj.fn
+            if isinstance(obj, Autotuner):
+                found[id(obj)] = obj
+    changed = 0
+    for tuner in found.values():
+        try:
+            tuner.__dict__["do_bench"] = do_bench  # do_bench is a cached_property (or a plain attribute)
+        except Exception:  # noqa: BLE001 - a Triton whose Autotuner has no instance dict: leave it
+            continue
+        changed += getattr(tuner, "do_bench", None) is do_bench
+    return changed, len(found)
+
+
+class _NoProgress:
+    """tqdm's interface, as far as run_attention uses it, doing nothing."""
+
+    def __init__(self, iterable, **_):
+        self.iterable = iterable
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def set_postfix_str(self, *_):
+        pass
+
+    def close(self):
+        pass
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    columns = [
+        "op", "implementation", "pass", "device", "dtype", "B", "T", "H", "D", "chunk", "layout", "ms", "ms_min",
+        "repeats", "flops", "bytes", "tflops", "gbps", "tflops_pct_peak", "gbps_pct_peak", "max_err", "max_abs_err",
+        "check_ref", "peak_mem_gib", "status", "note",
+    ]
+    return pd.DataFrame(rows, columns=columns).astype({"chunk": "Int64"})
+
+
+def run_attention(cfg: Config, checkpoint: Callable[[pd.DataFrame], None] | None = None,
+                  checkpoint_every_s: float = 15.0) -> pd.DataFrame:
+    """Every (op, implementation, T, D, pass) as one row of a DataFrame; see the module docstring.
+
+    ``checkpoint(df)`` is called with the rows so far at most every ``checkpoint_every_s`` seconds
+    (the command line writes the CSV and table with it, so a run killed from outside keeps them).
+    Cases left when ``cfg.budget_s`` is used up, or after a SIGTERM, get rows "n/a (not run: ...)";
+    a case stopped by its time cap gets "n/a (timed out ...)" for the passes it had not finished.
+    """
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # a bare GPU machine's Python: no progress bar
+        tqdm = _NoProgress
 
     dev, dtype = cfg.device, cfg.dtype
     itemsize = torch.empty((), dtype=dtype).element_size()
@@ -629,109 +815,175 @@ def run_attention(cfg: Config) -> pd.DataFrame:
                 impls[op, name] = _build(name, cfg, op)
             except Exception as e:  # not installed, no CUDA, ...: every row of it is n/a
                 impls[op, name] = _reason(e)
+    if cfg.autotune_rep_ms and dev.type == "cuda" and any(isinstance(impls[o, FLA_NAMES[o]], Impl) for o in cfg.ops):
+        changed, found = shorten_autotuning(cfg.autotune_rep_ms)
+        print(f"[bench] fla autotuning: {changed} of {found} autotuners time each config for "
+              f"{cfg.autotune_rep_ms:g} ms", file=sys.stderr)
 
+    start = time.monotonic()  # the budget counts the grid, not the imports above
     rows: list[dict] = []
-    jobs = [(op, T, D, name) for op in cfg.ops for T in cfg.lengths for D in cfg.dims for name in implementations(op)]
-    bar = tqdm(jobs, desc="attention", unit="case", disable=not cfg.progress, file=sys.stderr)
-    refs: dict | None = None
-    key = None
-    for op, T, D, name in bar:
-        bar.set_postfix_str(f"{op} T={T} D={D} {name.split(' (')[0]}")
-        B = max(1, cfg.tokens // T)
-        impl = impls[op, name]
-        is_fla = name == FLA_NAMES[op]
-        kind = impl.kind if isinstance(impl, Impl) else ("softmax" if name == SDPA else op)
-        chunk = impl.chunk if isinstance(impl, Impl) else (None if name == SDPA else FLA_CHUNK if is_fla else cfg.chunk_size)
-        base = dict(
-            op=op, implementation=name, device=device_name(dev), dtype=dtype_name, B=B, T=T, H=cfg.heads, D=D,
-            chunk=chunk, layout=impl.layout if isinstance(impl, Impl) else "",
-        )
-        hint = "pip install flash-linear-attention" if is_fla and impl == "not installed" else ""
-        blank = dict(ms=math.nan, ms_min=math.nan, repeats=0, max_err=math.nan, max_abs_err=math.nan,
-                     check_ref="", peak_mem_gib=math.nan, note=impl.note if isinstance(impl, Impl) else hint)
+    bar = tqdm(jobs(cfg), desc="attention", unit="case", disable=not cfg.progress, file=sys.stderr)
+    state: dict = {"key": None}  # the current (op, T, D)'s inputs and float64 references, shared by its cases
+    stopped: str | None = None
+    last_checkpoint = start
 
-        def add(pass_, status, **values):
-            fl = flops(kind, pass_, B, cfg.heads, T, D, D, chunk or cfg.chunk_size)
-            by = nbytes(pass_, B, cfg.heads, T, D, D, itemsize, op if kind != "softmax" else "linear")
-            row = {**base, "pass": pass_, **blank, **values, "flops": fl, "bytes": by, "status": status}
-            ms = row["ms"]
-            row["tflops"] = fl / (ms * 1e-3) / 1e12 if ms == ms else math.nan
-            row["gbps"] = by / (ms * 1e-3) / 1e9 if ms == ms else math.nan
-            row["tflops_pct_peak"] = 100 * row["tflops"] / peak[1] if peak and ms == ms else math.nan
-            row["gbps_pct_peak"] = 100 * row["gbps"] / peak[2] if peak and ms == ms else math.nan
-            rows.append(row)
-
-        if not isinstance(impl, Impl):
-            for p in PASSES:
-                add(p, f"n/a ({impl})")
-            continue
-        if name == REF and T / cfg.chunk_size > cfg.ref_max_chunks:
-            for p in PASSES:
-                add(p, f"n/a (skipped: T/C = {T // cfg.chunk_size} chunks > --ref-max-chunks {cfg.ref_max_chunks})")
-            continue
-
-        try:
-            if key != (op, T, D):  # new shape: new inputs, and the float64 references for the checks
-                refs = q = k = v = gates = None
-                _free(dev)
-                q, k, v, gates = _inputs(B, cfg.heads, T, D, dtype, dev, seed=_seed(op, T, D), op=op)
-                refs = _references(q, k, v, cfg.chunk_size, op, gates)
-                key = (op, T, D)
-            qi, ki, vi = (_to_layout(x, impl.layout) for x in (q, k, v))
-            gi = _impl_gates(impl, op, gates, dtype)
-            # 1. correctness of the forward on this shape, before any timing
-            with torch.no_grad():
-                out = _from_layout(impl.fn(qi, ki, vi, *gi), impl.layout)
-            ref, nrows = refs[impl.kind]
-            err, abs_err = _errors(out, ref, nrows)
-            check_fn = REF_FUNCTIONS[op] if impl.kind != "softmax" else "softmax_attention"
-            check = f"{check_fn} fp64, b=0, rows<{nrows}"
-            ok = "ok" if err <= tol else f"inaccurate (max_err {err:.1e} > tol {tol:g} of {dtype_name})"
-            do = torch.randn_like(out).to(dtype)
-            do = _to_layout(do, impl.layout)
-            del out
-        except Exception as e:
-            for p in PASSES:
-                add(p, f"n/a ({_reason(e)})")
-            _free(dev)
-            continue
-
-        for p in PASSES:
+    with _stop_on_sigterm():
+        for op, T, D, name in bar:
+            bar.set_postfix_str(f"{op} T={T} D={D} {name.split(' (')[0]}")
+            first_row = len(rows)
             try:
-                if p == "fwd":
-
-                    def call(qi=qi, ki=ki, vi=vi, gi=gi):
-                        with torch.no_grad():
-                            impl.fn(qi, ki, vi, *gi)
-
-                else:
-                    leaves = [x.detach().clone().requires_grad_(True) for x in (qi, ki, vi, *gi)]
-
-                    def call(leaves=leaves):
-                        for x in leaves:
-                            x.grad = None
-                        impl.fn(*leaves).backward(do)
-
-                if dev.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(dev)
-                times = time_call(call, dev, warmup=cfg.warmup, repeats=cfg.repeats, budget=cfg.budget)
-                mem = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else math.nan
-                add(p, ok, ms=1e3 * statistics.median(times), ms_min=1e3 * min(times), repeats=len(times),
-                    max_err=err, max_abs_err=abs_err, check_ref=check, peak_mem_gib=mem)
-            except Exception as e:
-                add(p, f"n/a ({_reason(e)})", max_err=err, max_abs_err=abs_err, check_ref=check)
-                _free(dev)
-            finally:
-                call = leaves = None
-        qi = ki = vi = gi = do = None
+                stopped = _grid_case(cfg, op, T, D, name, impls[op, name], rows, state, stopped, start, peak, itemsize,
+                                     dtype_name, tol)
+            except _Stopped:
+                stopped = "not run: stopped by SIGTERM"
+                _fill(cfg, op, T, D, name, impls[op, name], rows, first_row, "n/a (stopped by SIGTERM)", peak,
+                      itemsize, dtype_name)
+                state.clear()
+                state["key"] = None
+            if checkpoint is not None and time.monotonic() - last_checkpoint >= checkpoint_every_s:
+                checkpoint(_frame(rows))
+                last_checkpoint = time.monotonic()
     bar.close()
-    columns = [
-        "op", "implementation", "pass", "device", "dtype", "B", "T", "H", "D", "chunk", "layout", "ms", "ms_min",
-        "repeats", "flops", "bytes", "tflops", "gbps", "tflops_pct_peak", "gbps_pct_peak", "max_err", "max_abs_err",
-        "check_ref", "peak_mem_gib", "status", "note",
-    ]
-    df = pd.DataFrame(rows, columns=columns)
-    return df.astype({"chunk": "Int64"})
+    state.clear()
+    return _frame(rows)
+
+
+def _row_maker(cfg: Config, op: str, T: int, D: int, name: str, impl: Impl | str, rows: list[dict], peak,
+               itemsize: int, dtype_name: str):
+    """``add(pass_, status, **values)``: appends one row of this case, with its FLOP and byte counts."""
+    dev = cfg.device
+    B = max(1, cfg.tokens // T)
+    is_fla = name == FLA_NAMES[op]
+    kind = impl.kind if isinstance(impl, Impl) else ("softmax" if name == SDPA else op)
+    chunk = impl.chunk if isinstance(impl, Impl) else (None if name == SDPA else FLA_CHUNK if is_fla else cfg.chunk_size)
+    base = dict(
+        op=op, implementation=name, device=device_name(dev), dtype=dtype_name, B=B, T=T, H=cfg.heads, D=D,
+        chunk=chunk, layout=impl.layout if isinstance(impl, Impl) else "",
+    )
+    hint = "pip install flash-linear-attention" if is_fla and impl == "not installed" else ""
+    blank = dict(ms=math.nan, ms_min=math.nan, repeats=0, max_err=math.nan, max_abs_err=math.nan,
+                 check_ref="", peak_mem_gib=math.nan, note=impl.note if isinstance(impl, Impl) else hint)
+
+    def add(pass_, status, **values):
+        fl = flops(kind, pass_, B, cfg.heads, T, D, D, chunk or cfg.chunk_size)
+        by = nbytes(pass_, B, cfg.heads, T, D, D, itemsize, op if kind != "softmax" else "linear")
+        row = {**base, "pass": pass_, **blank, **values, "flops": fl, "bytes": by, "status": status}
+        ms = row["ms"]
+        row["tflops"] = fl / (ms * 1e-3) / 1e12 if ms == ms else math.nan
+        row["gbps"] = by / (ms * 1e-3) / 1e9 if ms == ms else math.nan
+        row["tflops_pct_peak"] = 100 * row["tflops"] / peak[1] if peak and ms == ms else math.nan
+        row["gbps_pct_peak"] = 100 * row["gbps"] / peak[2] if peak and ms == ms else math.nan
+        rows.append(row)
+
+    return add
+
+
+def _fill(cfg, op, T, D, name, impl, rows, first_row, status, peak, itemsize, dtype_name) -> None:
+    """Rows with ``status`` for the passes of this case that have no row since ``first_row``."""
+    add = _row_maker(cfg, op, T, D, name, impl, rows, peak, itemsize, dtype_name)
+    done = {r["pass"] for r in rows[first_row:]}
+    for p in PASSES:
+        if p not in done:
+            add(p, status)
+
+
+def _grid_case(cfg, op, T, D, name, impl, rows, state, stopped, start, peak, itemsize, dtype_name, tol):
+    """One case of the grid under the budget and the time cap; returns the (new) reason the rest is not run."""
+    add = _row_maker(cfg, op, T, D, name, impl, rows, peak, itemsize, dtype_name)
+    elapsed = time.monotonic() - start
+    if stopped is None and cfg.budget_s is not None and elapsed >= cfg.budget_s:
+        stopped = f"not run: --budget-s {cfg.budget_s:g} s used up"
+    if stopped is not None:
+        for p in PASSES:
+            add(p, f"n/a ({stopped})")
+        return stopped
+    caps = []
+    if cfg.case_timeout is not None:
+        caps.append((cfg.case_timeout, f"timed out after {cfg.case_timeout:g} s (--case-timeout)"))
+    if cfg.budget_s is not None:
+        caps.append((cfg.budget_s - elapsed, f"timed out: --budget-s {cfg.budget_s:g} s used up"))
+    cap, why = min(caps) if caps else (None, "")
+    first_row = len(rows)
+    try:
+        with _time_cap(cap, why):
+            _run_case(cfg, op, T, D, name, impl, max(1, cfg.tokens // T), add, state, tol, dtype_name)
+    except _TimeUp as e:
+        _fill(cfg, op, T, D, name, impl, rows, first_row, f"n/a ({e})", peak, itemsize, dtype_name)
+        state.clear()
+        state["key"] = None
+        _free(cfg.device)
+    return stopped
+
+
+def _run_case(cfg: Config, op: str, T: int, D: int, name: str, impl: Impl | str, B: int, add, state: dict,
+              tol: float, dtype_name: str) -> None:
+    """One implementation at one (op, T, D): check it, then time both passes, each result a row via ``add``."""
+    dev, dtype = cfg.device, cfg.dtype
+    if not isinstance(impl, Impl):
+        for p in PASSES:
+            add(p, f"n/a ({impl})")
+        return
+    if name == REF and T / cfg.chunk_size > cfg.ref_max_chunks:
+        for p in PASSES:
+            add(p, f"n/a (skipped: T/C = {T // cfg.chunk_size} chunks > --ref-max-chunks {cfg.ref_max_chunks})")
+        return
+
+    try:
+        if state.get("key") != (op, T, D):  # new shape: new inputs, and the float64 references for the checks
+            state.clear()
+            state["key"] = None
+            _free(dev)
+            q, k, v, gates = _inputs(B, cfg.heads, T, D, dtype, dev, seed=_seed(op, T, D), op=op)
+            refs = _references(q, k, v, cfg.chunk_size, op, gates)
+            state.update(q=q, k=k, v=v, gates=gates, refs=refs, key=(op, T, D))
+        q, k, v, gates, refs = (state[n] for n in ("q", "k", "v", "gates", "refs"))
+        qi, ki, vi = (_to_layout(x, impl.layout) for x in (q, k, v))
+        gi = _impl_gates(impl, op, gates, dtype)
+        # 1. correctness of the forward on this shape, before any timing
+        with torch.no_grad():
+            out = _from_layout(impl.fn(qi, ki, vi, *gi), impl.layout)
+        ref, nrows = refs[impl.kind]
+        err, abs_err = _errors(out, ref, nrows)
+        check_fn = REF_FUNCTIONS[op] if impl.kind != "softmax" else "softmax_attention"
+        check = f"{check_fn} fp64, b=0, rows<{nrows}"
+        ok = "ok" if err <= tol else f"inaccurate (max_err {err:.1e} > tol {tol:g} of {dtype_name})"
+        do = torch.randn_like(out).to(dtype)
+        do = _to_layout(do, impl.layout)
+        del out
+    except Exception as e:
+        for p in PASSES:
+            add(p, f"n/a ({_reason(e)})")
+        _free(dev)
+        return
+
+    for p in PASSES:
+        call = leaves = None
+        try:
+            if p == "fwd":
+
+                def call(qi=qi, ki=ki, vi=vi, gi=gi):
+                    with torch.no_grad():
+                        impl.fn(qi, ki, vi, *gi)
+
+            else:
+                leaves = [x.detach().clone().requires_grad_(True) for x in (qi, ki, vi, *gi)]
+
+                def call(leaves=leaves):
+                    for x in leaves:
+                        x.grad = None
+                    impl.fn(*leaves).backward(do)
+
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
+            times = time_call(call, dev, warmup=cfg.warmup, repeats=cfg.repeats, budget=cfg.budget)
+            mem = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else math.nan
+            add(p, ok, ms=1e3 * statistics.median(times), ms_min=1e3 * min(times), repeats=len(times),
+                max_err=err, max_abs_err=abs_err, check_ref=check, peak_mem_gib=mem)
+        except Exception as e:
+            add(p, f"n/a ({_reason(e)})", max_err=err, max_abs_err=abs_err, check_ref=check)
+            _free(dev)
+        finally:
+            call = leaves = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -829,18 +1081,28 @@ def attention_chart(df: pd.DataFrame):
     )
 
 
-def write_outputs(df: pd.DataFrame, header: list[str], out: Path) -> dict[str, Path]:
-    """attention.csv, .md, .html and (when vl-convert can) .png in ``out``; returns what was written."""
+def write_outputs(df: pd.DataFrame, header: list[str], out: Path, chart: bool = True) -> dict[str, Path]:
+    """attention.csv, .md, .html and (when vl-convert can) .png in ``out``; returns what was written.
+
+    ``chart=False`` writes the CSV and the table only (the partial outputs of a running grid). Each
+    file is written beside and then renamed, so a reader (or a kill) never finds half a file.
+    """
     out.mkdir(parents=True, exist_ok=True)
     written = {}
-    df.to_csv(out / "attention.csv", index=False)
+    _write_text(out / "attention.csv", df.to_csv(index=False))
     written["csv"] = out / "attention.csv"
     md = "\n".join(header) + "\n"
     for heading, table in _sections(df):
         md += f"\n{heading}\n\n{_markdown(table)}\n"
-    (out / "attention.md").write_text(md)
+    _write_text(out / "attention.md", md)
     written["md"] = out / "attention.md"
-    chart = attention_chart(df)
+    if not chart:
+        return written
+    try:
+        chart = attention_chart(df)
+    except ImportError as e:  # no altair (a bare GPU machine's Python): the CSV and the table only
+        print(f"[bench] no chart ({_reason(e)})", file=sys.stderr)
+        return written
     if chart is None:
         return written
     try:
@@ -862,6 +1124,12 @@ def write_outputs(df: pd.DataFrame, header: list[str], out: Path) -> dict[str, P
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _ints(text: str) -> list[int]:
@@ -894,6 +1162,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--op", type=_ops, default=list(OPS), metavar="OPS",
                    help=f"'all' (default) or comma-separated ops from: {', '.join(OPS)}")
+    a.add_argument("--grid", choices=list(GRIDS),
+                   help="preset sizes and run settings: full (default), gpu (the first GPU run: full sizes inside about "
+                        "6 minutes of device time; see benchmarks/README.md), smoke (= --smoke); explicit flags override it")
     a.add_argument("--device", choices=["cuda", "cpu"], help="default: cuda when available (cpu with --smoke)")
     a.add_argument("--dtype", choices=list(DTYPES), help=f"default {FULL['dtype']} ({SMOKE['dtype']} with --smoke)")
     a.add_argument("--tokens", type=int, help=f"B*T, fixed across lengths (default {FULL['tokens']})")
@@ -903,8 +1174,27 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--chunk-size", type=int, help=f"chunk C of the reference and Triton kernels (default {FULL['chunk_size']})")
     a.add_argument("--warmup", type=int, help=f"warm-up calls per case (default {FULL['warmup']})")
     a.add_argument("--repeats", type=int, help=f"timed calls per case, median reported (default {FULL['repeats']})")
-    a.add_argument("--budget", type=float, default=5.0, help="seconds of timed calls per case; fewer repeats (>= 3) when slow")
-    a.add_argument("--ref-max-chunks", type=int, default=256, help="skip the PyTorch reference when T / C exceeds this")
+    a.add_argument("--budget", type=float,
+                   help=f"seconds of timed calls per case; fewer repeats (>= 3) when slow (default {FULL['budget']:g}, "
+                        f"gpu grid {GPU['budget']:g})")
+    a.add_argument("--ref-max-chunks", type=int,
+                   help=f"skip the PyTorch reference when T / C exceeds this (default {FULL['ref_max_chunks']}, "
+                        f"gpu grid {GPU['ref_max_chunks']})")
+    a.add_argument("--budget-s", type=float,
+                   help="wall-clock seconds for the whole grid, compilation included: the cases left then get rows "
+                        f"'n/a (not run: ...)' and the outputs are written (default none, gpu grid {GPU['budget_s']:g})")
+    a.add_argument("--case-timeout", type=float,
+                   help="seconds one case (an implementation at one size, check and both passes, compilation and "
+                        f"autotuning included) may take; then 'n/a (timed out ...)' (default none, gpu grid "
+                        f"{GPU['case_timeout']:g})")
+    a.add_argument("--fla-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="time fla after all the other implementations, op by op in FLA_ORDER (gpu grid: on)")
+    a.add_argument("--autotune-rep-ms", type=float,
+                   help="fla's Triton autotuners time each config for this many ms (default: Triton's 100; gpu grid "
+                        f"{GPU['autotune_rep_ms']:g})")
+    a.add_argument("--estimate", action="store_true",
+                   help="first count the Triton kernels the grid will compile (compile_estimate.{md,csv}), then run it")
+    a.add_argument("--estimate-only", action="store_true", help="only count them; run nothing")
     a.add_argument("--out", type=Path, default=Path("bench_out"), help="directory for attention.{csv,md,html,png}")
     a.add_argument("--smoke", action="store_true", help="tiny CPU fp32 sizes that run in about a minute (TRITON_INTERPRET=1)")
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -912,22 +1202,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    defaults = SMOKE if args.smoke else FULL
-    pick = lambda name: getattr(args, name) if getattr(args, name) is not None else defaults[name]  # noqa: E731
+    grid = "smoke" if args.smoke else (getattr(args, "grid", None) or "full")
+    defaults = GRIDS[grid]
+    pick = lambda name: getattr(args, name, None) if getattr(args, name, None) is not None else defaults[name]  # noqa: E731
     if args.device is not None:
         device = args.device
     else:
-        device = "cpu" if args.smoke or not torch.cuda.is_available() else "cuda"
+        device = "cpu" if grid == "smoke" or not torch.cuda.is_available() else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch.cuda.is_available() is False here")
     cfg = Config(
         device=torch.device(device), dtype=DTYPES[pick("dtype")], tokens=pick("tokens"), lengths=pick("lengths"),
         heads=pick("heads"), dims=pick("dims"), chunk_size=pick("chunk_size"), warmup=max(1, pick("warmup")),
-        repeats=max(1, pick("repeats")), budget=args.budget, ref_max_chunks=args.ref_max_chunks,
-        progress=not args.no_progress, ops=list(args.op),
+        repeats=max(1, pick("repeats")), budget=pick("budget"), ref_max_chunks=pick("ref_max_chunks"),
+        progress=not args.no_progress, ops=list(args.op), budget_s=pick("budget_s"), case_timeout=pick("case_timeout"),
+        fla_last=bool(pick("fla_last")), autotune_rep_ms=pick("autotune_rep_ms"),
     )
     if cfg.chunk_size < 16 or cfg.chunk_size & (cfg.chunk_size - 1):
         raise SystemExit(f"--chunk-size must be a power of two >= 16 (the Triton kernels' tile); got {cfg.chunk_size}")
+    for name in ("budget_s", "case_timeout", "autotune_rep_ms"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
+            raise SystemExit(f"--{name.replace('_', '-')} must be positive; got {getattr(cfg, name):g}")
     return cfg
 
 
@@ -952,7 +1247,17 @@ def _header(cfg: Config) -> list[str]:
         triton_version = "not installed"
     peak_text = f"{peak[0]}: {peak[1]:g} TFLOP/s bf16 dense, {peak[2]:g} GB/s" if peak else "n/a (device not in the table)"
     flop_text = "; ".join(FLOP_TEXT[o] for o in cfg.ops)
-    return [
+    run = []
+    if cfg.budget_s is not None or cfg.case_timeout is not None:
+        run.append(f"grid budget {'none' if cfg.budget_s is None else format(cfg.budget_s, 'g') + ' s'}, case cap "
+                   f"{'none' if cfg.case_timeout is None else format(cfg.case_timeout, 'g') + ' s'} (compilation "
+                   "included; rows 'n/a (not run / timed out ...)' past them)")
+    if cfg.fla_last:
+        run.append(f"fla timed after the others, op by op: {', '.join(o for o in FLA_ORDER if o in cfg.ops)}")
+    if cfg.autotune_rep_ms is not None:
+        run.append(f"fla's autotuners time each config for {cfg.autotune_rep_ms:g} ms (Triton's default 100 ms; "
+                   "every config is still compiled and timed)")
+    lines = [
         f"# Attention benchmark: {dev}, torch {torch.__version__}, triton {triton_version}, "
         f"{datetime.datetime.now().isoformat(timespec='seconds')}",
         "",
@@ -960,7 +1265,7 @@ def _header(cfg: Config) -> list[str]:
         f"{'' if cfg.dtype == torch.float32 else ', values rounded to ' + dtype_name}); "
         f"B*T = {cfg.tokens} tokens (B = tokens // T); H = {cfg.heads}; D = D_k = D_v in {cfg.dims}; "
         f"T in {cfg.lengths}; chunk C = {cfg.chunk_size} (fla: {FLA_CHUNK})",
-        f"- fla (flash-linear-attention) {_version('flash-linear-attention')}; python {platform.python_version()}",
+        f"- fla (flash-linear-attention) {_fla_version()}; python {platform.python_version()}",
         f"- peak: {peak_text}",
         "- ms: median of the repeats (CUDA events on GPU, perf_counter on CPU); fwd+bwd includes the forward "
         "and the gradients of q, k, v and the gates",
@@ -970,26 +1275,53 @@ def _header(cfg: Config) -> list[str]:
         "- max_err: max|out - ref| / max|ref| against the op's float64 lablib chunkwise reference on batch 0 "
         f"(SDPA: softmax_attention, first min(T, {SOFTMAX_CHECK_ROWS}) rows); status 'inaccurate' above "
         f"{CHECK_TOL[cfg.dtype]:g}",
-        "- produced by: python -m lablib.bench attention " + _argv_text(cfg),
     ]
+    if run:
+        lines.append("- run: " + "; ".join(run))
+    return lines + ["- produced by: python -m lablib.bench attention " + _argv_text(cfg)]
 
 
 def _argv_text(cfg: Config) -> str:
     dtype_name = {v: k for k, v in DTYPES.items()}[cfg.dtype]
-    return (
+    text = (
         f"--op {','.join(cfg.ops)} --device {cfg.device.type} --dtype {dtype_name} --tokens {cfg.tokens} "
         f"--lengths {','.join(map(str, cfg.lengths))} --heads {cfg.heads} --dims {','.join(map(str, cfg.dims))} "
         f"--chunk-size {cfg.chunk_size} --warmup {cfg.warmup} --repeats {cfg.repeats} --budget {cfg.budget:g} "
         f"--ref-max-chunks {cfg.ref_max_chunks}"
     )
+    if cfg.budget_s is not None:
+        text += f" --budget-s {cfg.budget_s:g}"
+    if cfg.case_timeout is not None:
+        text += f" --case-timeout {cfg.case_timeout:g}"
+    if cfg.fla_last:
+        text += " --fla-last"
+    if cfg.autotune_rep_ms is not None:
+        text += f" --autotune-rep-ms {cfg.autotune_rep_ms:g}"
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(None if argv is None else [str(a) for a in argv])
     cfg = _config(args)
+    out = Path(args.out)
+    if args.estimate or args.estimate_only:
+        from lablib import bench_compile
+
+        try:
+            written = bench_compile.write_estimate(bench_compile.estimate(cfg), cfg, out)
+            print((out / "compile_estimate.md").read_text())
+            print("wrote " + ", ".join(str(p) for p in written.values()))
+        except Exception as e:  # an estimate that fails (another Triton's internals) must not stop the run
+            if args.estimate_only:
+                raise
+            out.mkdir(parents=True, exist_ok=True)
+            _write_text(out / "compile_estimate.md", f"# Triton kernels this grid compiles\n\nestimate failed: {_reason(e)}\n")
+            print(f"[bench] compile estimate failed: {_reason(e)}", file=sys.stderr)
+        if args.estimate_only:
+            return 0
     header = _header(cfg)
-    df = run_attention(cfg)
-    written = write_outputs(df, header, Path(args.out))
+    df = run_attention(cfg, checkpoint=lambda partial: write_outputs(partial, header, out, chart=False))
+    written = write_outputs(df, header, out)
     print("\n".join(header))
     with pd.option_context("display.max_colwidth", 80, "display.width", 250):
         for heading, table in _sections(df):

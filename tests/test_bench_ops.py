@@ -273,6 +273,8 @@ def test_a_kernel_that_does_not_import_is_a_row_not_a_crash(monkeypatch):
 
 def test_fla_not_installed_reason(monkeypatch):
     monkeypatch.setitem(sys.modules, "fla", None)  # import fla -> ImportError
+    for name in [n for n in sys.modules if n.startswith("fla.")]:  # a real fla imported by an earlier test
+        monkeypatch.delitem(sys.modules, name)
     with pytest.raises(bench.NotAvailable) as e:
         bench._build(bench.FLA_NAMES["delta"], _tiny(["delta"]), "delta")
     assert str(e.value) == "not installed"
