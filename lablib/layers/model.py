@@ -1,0 +1,155 @@
+"""A small language model that takes any token mixer: pre-norm blocks, tied embeddings (nanoGPT-sized).
+
+    model = LanguageModel(mixer="gated_deltanet", vocab=16, d_model=64, n_layers=2, n_heads=2)
+    logits, state = model(tokens)                 # tokens (B, T) int64 -> logits (B, T, vocab)
+    logits_t, state = model.step(token, state)    # one token (B,) -> (B, vocab): decoding
+    model.state_nbytes(state)                     # the decoding memory, measured
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lablib.layers.common import state_nbytes
+from lablib.layers.delta import DeltaNet, GatedDeltaNet
+from lablib.layers.gated import GatedLinearAttention
+from lablib.layers.linear import LinearAttention
+from lablib.layers.softmax import SoftmaxAttention
+
+__all__ = ["MIXERS", "LMConfig", "LanguageModel"]
+
+MIXERS: dict[str, Callable[..., nn.Module]] = {
+    "softmax": SoftmaxAttention,
+    "linear": LinearAttention,
+    "gla": partial(GatedLinearAttention, gate="vector"),
+    "scalar_gated": partial(GatedLinearAttention, gate="scalar"),
+    "deltanet": DeltaNet,
+    "gated_deltanet": GatedDeltaNet,
+}
+
+
+@dataclass
+class LMConfig:
+    """Everything that defines a ``LanguageModel``.
+
+    mixer: a name in ``MIXERS`` or a factory ``f(d_model, n_heads) -> nn.Module`` whose module has
+    ``forward(x, state) -> (y, state)`` and ``step(x_t, state) -> (y_t, state)`` like lablib.layers'.
+    mixer_kwargs go to a named mixer (e.g. {"conv_size": 4}, {"feature_map": "relu"}).
+    """
+
+    vocab: int
+    mixer: str | Callable[[int, int], nn.Module] = "gated_deltanet"
+    n_layers: int = 2
+    d_model: int = 64
+    n_heads: int = 2
+    mlp: bool = True
+    mlp_ratio: int = 4
+    mixer_kwargs: dict = field(default_factory=dict)
+
+
+class Block(nn.Module):
+    """x + mixer(norm(x)), then x + mlp(norm(x)) (GELU MLP, ``mlp_ratio`` wide) unless mlp=False."""
+
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        self.norm1 = nn.RMSNorm(cfg.d_model, eps=1e-5)
+        if callable(cfg.mixer):
+            self.mixer = cfg.mixer(cfg.d_model, cfg.n_heads)
+        else:
+            self.mixer = MIXERS[cfg.mixer](cfg.d_model, cfg.n_heads, **cfg.mixer_kwargs)
+        self.mlp = None
+        if cfg.mlp:
+            hidden = cfg.mlp_ratio * cfg.d_model
+            self.norm2 = nn.RMSNorm(cfg.d_model, eps=1e-5)
+            self.mlp = nn.Sequential(nn.Linear(cfg.d_model, hidden), nn.GELU(), nn.Linear(hidden, cfg.d_model))
+
+    def _mlp(self, x):
+        return x if self.mlp is None else x + self.mlp(self.norm2(x))
+
+    def forward(self, x, state=None):
+        y, state = self.mixer(self.norm1(x), state)
+        return self._mlp(x + y), state
+
+    def step(self, x_t, state=None):
+        y, state = self.mixer.step(self.norm1(x_t), state)
+        return self._mlp(x_t + y), state
+
+
+class LanguageModel(nn.Module):
+    """Token embedding -> n_layers pre-norm blocks (mixer [+ MLP]) -> RMSNorm -> tied output head.
+
+    Keywords as in ``LMConfig`` (``LanguageModel(mixer="gla", vocab=16)``, or ``LanguageModel(config=cfg)``).
+    ``forward(tokens (B, T) int64, state=None) -> (logits (B, T, vocab), state)`` where state is a
+    list of per-layer states; pass it back to continue the sequence. ``step(tokens (B,), state)``
+    decodes one token; a sequence stepped through token by token gives the same logits as forward.
+    """
+
+    def __init__(self, config: LMConfig | None = None, **kwargs):
+        super().__init__()
+        if config is None:
+            config = LMConfig(**kwargs)
+        elif kwargs:
+            raise TypeError(f"pass either config or keywords, not both; got config and {sorted(kwargs)}")
+        if not callable(config.mixer) and config.mixer not in MIXERS:
+            raise ValueError(f"unknown mixer {config.mixer!r}; choose one of {sorted(MIXERS)} or pass a factory")
+        if min(config.vocab, config.n_layers, config.d_model, config.n_heads) < 1:
+            raise ValueError(f"vocab, n_layers, d_model and n_heads must be positive; got {config}")
+        self.config = config
+        self.embed = nn.Embedding(config.vocab, config.d_model)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = nn.RMSNorm(config.d_model, eps=1e-5)
+        self.head = nn.Linear(config.d_model, config.vocab, bias=False)
+        self.apply(self._init)
+        self.head.weight = self.embed.weight  # tied, as in GPT-2 / nanoGPT
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+
+    def _check_tokens(self, tokens: torch.Tensor, ndim: int, shape: str) -> None:
+        if not isinstance(tokens, torch.Tensor) or tokens.ndim != ndim or tokens.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"tokens must be an integer tensor of shape {shape}; got "
+                             f"{tuple(getattr(tokens, 'shape', ()))} {getattr(tokens, 'dtype', type(tokens).__name__)}")
+
+    def _check_state(self, state) -> list:
+        if state is None:
+            return [None] * len(self.blocks)
+        if not isinstance(state, list) or len(state) != len(self.blocks):
+            raise ValueError(f"state must be the list of {len(self.blocks)} layer states a previous call returned")
+        return state
+
+    def forward(self, tokens: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
+        self._check_tokens(tokens, 2, "(B, T)")
+        x, new_state = self.embed(tokens), []
+        for block, s in zip(self.blocks, self._check_state(state)):
+            x, s = block(x, s)
+            new_state.append(s)
+        return self.head(self.norm(x)), new_state
+
+    def step(self, tokens: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
+        """One token per sequence: tokens (B,) -> (logits (B, vocab), new state)."""
+        self._check_tokens(tokens, 1, "(B,)")
+        x, new_state = self.embed(tokens), []
+        for block, s in zip(self.blocks, self._check_state(state)):
+            x, s = block.step(x, s)
+            new_state.append(s)
+        return self.head(self.norm(x)), new_state
+
+    def loss(self, tokens: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+        """Mean cross-entropy of next-token logits against targets (B, T); ``ignore_index`` masks positions."""
+        logits, _ = self(tokens)
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=ignore_index)
+
+    @staticmethod
+    def state_nbytes(state: list) -> int:
+        """Bytes of decoding state over all layers, summed over the state tensors."""
+        return state_nbytes(state)
