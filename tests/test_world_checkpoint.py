@@ -33,23 +33,27 @@ def test_checkpoint_files_are_small_and_documented(shipped):
     assert info["command"].startswith("python -m lablib.world.train")
     assert info["n_params"] == model.n_params()
     assert info["seed"] == 0 and info["wall_seconds"] > 0
-    assert info["heldout_metrics"]["top1_legal"] > 0.95
+    assert info["heldout_metrics"]["top1_legal"] > 0.97
 
 
 def test_shipped_model_plays_legal_moves(shipped):
-    """200 held-out games (6,194 positions). Measured: top-1 legal 0.961, top-k exact 0.503
-    (Li et al.'s criterion: the k most likely moves are the k legal ones), legal mass 0.807."""
-    model, _ = shipped
-    m = legal_move_metrics(model, label_games(heldout_games(200)))
-    assert m["positions"] > 5000
-    assert m["top1_legal"] > 0.93
-    assert m["topk_exact"] > 0.40
+    """Recomputed from the checkpoint (not read from its JSON) on the 1,000 held-out games (30,960
+    positions). Measured: top-1 legal 0.976, top-k exact 0.731 (Li et al.'s criterion: the k most
+    likely moves are the k legal ones), legal mass 0.888. The retraining issue's targets (0.99 and
+    0.9) are not reached: the learning curve in the JSON was still rising at its last step."""
+    model, info = shipped
+    m = legal_move_metrics(model, label_games(heldout_games(1000)))
+    assert m["positions"] == 30960
+    assert m["top1_legal"] > 0.97, f"top-1 legal {m['top1_legal']:.4f}, measured 0.976 when shipped"
+    assert m["topk_exact"] > 0.72, f"exact legal set {m['topk_exact']:.4f}, measured 0.731 when shipped"
+    assert abs(m["top1_legal"] - info["heldout_metrics"]["top1_legal"]) < 1e-6, "the JSON's metrics are not this checkpoint's"
 
 
 def test_shipped_model_probes_mine_theirs_better_than_black_white(shipped):
     """A linear probe (150 full-batch Adam steps) on the residual stream after block 3, trained on
-    225 held-out games and tested on 75 others, scored on occupied squares. Measured: mine/theirs
-    0.778, black/white 0.555 (chance for two classes 0.5). About 10 s."""
+    225 held-out games and tested on 75 others, scored on occupied squares. Bars with margin under
+    the values measured on the shipped checkpoint: mine/theirs 0.826, black/white 0.566 (chance for
+    two classes 0.5). About 10 s."""
     model, _ = shipped
     data = probe_dataset(model, heldout_games(300))
     assert data.acts.shape[0] == model.cfg.n_layer + 1 and data.acts.shape[2] == model.cfg.d_model
@@ -59,5 +63,5 @@ def test_shipped_model_probes_mine_theirs_better_than_black_white(shipped):
     for enc in ("bw", "mt"):
         probe = linear_probe(train.acts[3], train.labels(enc), steps=150)
         acc[enc] = probe_accuracy(probe, test.acts[3], test.labels(enc), nonempty_only=True)
-    assert acc["mt"] > 0.70
-    assert acc["bw"] < acc["mt"] - 0.12
+    assert acc["mt"] > 0.78, acc
+    assert acc["bw"] < acc["mt"] - 0.2, acc

@@ -75,9 +75,12 @@ def train(
     eval_every: int = 500,
     log=print,
     progress: bool = True,
+    on_eval=None,
 ):
     """Train from scratch; returns ``(model, info)``. Games come from ``make_games(n_games, seed)``;
-    the held-out evaluation games from ``heldout_games(eval_games)`` (a different seed)."""
+    the held-out evaluation games from ``heldout_games(eval_games)`` (a different seed).
+    ``on_eval(model, history)``, if given, is called after each evaluation (e.g. to save a
+    checkpoint, so that a long run stopped early still leaves its best model on disk)."""
     torch.manual_seed(seed)
     cfg = cfg or GPTConfig(vocab_size=VOCAB_SIZE)
     t0 = time.perf_counter()
@@ -125,6 +128,8 @@ def train(
                 f"step {step + 1}: loss {ema:.4f} top1_legal {m['top1_legal']:.4f} "
                 f"topk_exact {m['topk_exact']:.4f} legal_mass {m['legal_mass']:.4f} ({m['elapsed_s']:.0f} s)"
             )
+            if on_eval is not None:
+                on_eval(model, history)
     info = {
         "config": cfg.to_dict(),
         "n_params": model.n_params(),
@@ -169,6 +174,7 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)
@@ -181,9 +187,17 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     cfg = GPTConfig(vocab_size=VOCAB_SIZE, n_layer=args.layers, d_model=args.d_model, n_head=args.heads,
                     d_mlp=4 * args.d_model)
-    model, info = train(args.games, args.steps, args.batch_size, args.lr, seed=args.seed, cfg=cfg,
-                        eval_games=args.eval_games, eval_every=args.eval_every, log=lambda s: tqdm.write(s))
-    info["command"] = "python -m lablib.world.train " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m lablib.world.train " + " ".join(sys.argv[1:] if argv is None else argv)
+
+    def save_partial(model, history):
+        # a long run leaves a usable checkpoint at every evaluation; the final save overwrites it
+        save_checkpoint(model, {"config": cfg.to_dict(), "command": command, "partial": True,
+                                "history": history}, args.out)
+
+    model, info = train(args.games, args.steps, args.batch_size, args.lr, warmup=args.warmup, seed=args.seed,
+                        cfg=cfg, eval_games=args.eval_games, eval_every=args.eval_every,
+                        log=lambda s: tqdm.write(s), on_eval=save_partial)
+    info["command"] = command
     save_checkpoint(model, info, args.out)
     print(json.dumps({k: info[k] for k in ("n_params", "wall_seconds", "heldout_metrics")}, indent=2))
 

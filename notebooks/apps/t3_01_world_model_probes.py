@@ -110,9 +110,13 @@ def _(heldout_games, label_games, legal_move_metrics, load_checkpoint, pd):
 @app.cell
 def _(legal_metrics):
     # World-model claim (update the bar here if the checkpoint is retrained): the top-1 move is legal.
-    assert legal_metrics["top1_legal"] > 0.93, (
-        f"expected the top-1 move to be legal at more than 93% of held-out positions; measured {legal_metrics['top1_legal']:.3f}")
-    print(f"checked: the top-1 move is legal at {legal_metrics['top1_legal']:.1%} of held-out positions (bar: 93%)")
+    assert legal_metrics["top1_legal"] > 0.96, (
+        f"expected the top-1 move to be legal at more than 96% of held-out positions; measured {legal_metrics['top1_legal']:.3f}")
+    assert legal_metrics["topk_exact"] > 0.65, (
+        f"expected the predicted set to be exactly the legal set at more than 65% of held-out positions; "
+        f"measured {legal_metrics['topk_exact']:.3f}")
+    print(f"checked: the top-1 move is legal at {legal_metrics['top1_legal']:.1%} of held-out positions (bar: 96%), "
+          f"the predicted set is the legal set at {legal_metrics['topk_exact']:.1%} (bar: 65%)")
     return
 
 
@@ -219,9 +223,10 @@ def _(mo):
     black/white basis it does much worse at every layer (compare both with the gray majority-class
     line), and the random-init control gets nothing from either. The model does not store "this
     square is black"; it stores "this square is the mover's", which is what predicting the mover's
-    legal moves needs. (This small model, trained briefly on one CPU, reads the board less
-    accurately than the papers' 8x8 models: the table above has its numbers, and the model card
-    how often its predicted set of moves is exactly the legal set.)
+    legal moves needs. (This small model, trained for an hour and a half on one CPU thread, reads the
+    board less accurately than the papers' 8x8 models, trained on millions of games on GPUs: the
+    table above has its numbers, and the model card how often its predicted set of moves is exactly
+    the legal set. Its training curve, in the checkpoint's JSON, was still rising when it stopped.)
 
     Is the basis the whole story, or would a more flexible probe read more? An MLP probe (one hidden
     layer of 256 GELU units, trained by AdamW: `lablib.probes.fit_mlp_probe`) on the same training
@@ -247,13 +252,18 @@ def _(best_layer_accuracy, fit_mlp_probe, pd, probe_accuracy, probe_data):
 
 @app.cell
 def _(mlp_layer, mlp_vs_linear):
-    # World-model claim: for mine/theirs the nonlinear probe gains nothing that matters over the linear one.
+    # World-model claims: for mine/theirs the nonlinear probe gains nothing that matters over the linear one;
+    # for black/white it gains something, but stays far below the linear mine/theirs probe.
     _gain = mlp_vs_linear.loc["mine / theirs", "MLP - linear"]
+    _bw_mlp, _mt_linear = mlp_vs_linear.loc["black / white", "MLP probe"], mlp_vs_linear.loc["mine / theirs", "linear (ridge) probe"]
+    assert _bw_mlp <= _mt_linear - 0.1, (
+        f"expected the black/white MLP probe at least 0.1 below the linear mine/theirs probe; measured {_bw_mlp:.3f} vs {_mt_linear:.3f}")
     assert _gain <= 0.03, (
         f"expected the mine/theirs MLP probe within 0.03 of (or below) the linear probe at layer {mlp_layer}; "
         f"measured MLP {mlp_vs_linear.loc['mine / theirs', 'MLP probe']:.3f} vs linear "
         f"{mlp_vs_linear.loc['mine / theirs', 'linear (ridge) probe']:.3f} ({_gain:+.3f})")
-    print(f"checked: at layer {mlp_layer}, the mine/theirs MLP probe minus the linear one = {_gain:+.3f} (bar: at most +0.03)")
+    print(f"checked: at layer {mlp_layer}, the mine/theirs MLP probe minus the linear one = {_gain:+.3f} (bar: at most +0.03); "
+          f"black/white MLP {_bw_mlp:.3f} vs mine/theirs linear {_mt_linear:.3f} (bar: 0.1 below)")
     return
 
 
@@ -262,8 +272,10 @@ def _(mo):
     mo.md(r"""
     For mine/theirs the MLP probe gains nothing over the linear one: with the training positions
     we have, its extra freedom buys no accuracy on held-out games, so what the probe reads, it reads
-    linearly. The black/white row is there for comparison with Li et al., whose nonlinear probes,
-    trained on many more positions of a larger model, did read black/white. In the right basis no
+    linearly. In black/white the MLP probe does read more than the linear one (the last column),
+    which is Li et al.'s finding in miniature: "black" is "mine" or "theirs" depending on whose turn
+    it is, a nonlinear function (an XOR with the parity of the move) of what the model stores
+    linearly. Even so it stays well below the linear mine/theirs probe. In the right basis no
     nonlinearity is needed: the basis, not the probe, was the issue.
 
     ## 3. Watch the probe read a game
@@ -356,13 +368,13 @@ def _(
 def _(edit_conditions, intervention):
     # World-model claims (qualitative bars): probe edits are followed, random ones are at chance.
     _probe, _random, _none = edit_conditions["probe"], edit_conditions["random"], edit_conditions["none"]
-    assert _probe["follow"] > 0.85, f"expected moves to follow the probe edit more than 85% of the time; measured {_probe['follow']:.3f}"
+    assert _probe["follow"] > 0.9, f"expected moves to follow the probe edit more than 90% of the time; measured {_probe['follow']:.3f}"
     assert abs(_random["follow"] - 0.5) < 0.12, (
         f"expected a random direction of the same norm to stay near chance (0.5 +- 0.12); measured {_random['follow']:.3f}")
     assert _probe["better"] > _none["better"] and _probe["exact_topk"] > _none["exact_topk"], (
         f"expected the probe edit to improve the stricter scores over no edit; measured closer-to-edited {_probe['better']:.3f} vs "
         f"{_none['better']:.3f}, exact top-k {_probe['exact_topk']:.3f} vs {_none['exact_topk']:.3f}")
-    print(f"checked on {intervention['n']} edits: follow {_probe['follow']:.3f} along the probe (bar: 0.85), "
+    print(f"checked on {intervention['n']} edits: follow {_probe['follow']:.3f} along the probe (bar: 0.9), "
           f"{_random['follow']:.3f} along a random direction (bar: 0.5 +- 0.12)")
     return
 
@@ -373,7 +385,7 @@ def _(mo):
     "Follow" looks only at the moves whose legality the edit changes, and asks whether the model's
     log-probability for each moved the way the edited board says (more likely if it became legal,
     less if it became illegal); 0.5 would be chance. Along the probe's directions most do (more
-    than 85%); along a random direction of the same length, about half. The stricter scores (is
+    than 90%); along a random direction of the same length, about half. The stricter scores (is
     the whole predicted set closer to the edited board's legal moves, or equal to it?) improve too,
     but less, partly because the model's predicted set is not always the exact legal set even
     unedited (the model card's last row). The linear directions are not just readable; the model
@@ -448,14 +460,15 @@ def _(mo):
     mo.md(r"""
     ## Summary
 
-    * A 4-layer GPT trained on random 6x6 Othello games picks a legal move at more than 93% of
+    * A 4-layer GPT trained on random 6x6 Othello games picks a legal move at more than 96% of
       held-out positions (the model card has the exact figure), without ever seeing a board.
     * Its residual stream encodes the board *linearly* in the mine/theirs basis, at least 0.1 better
       than in the black/white basis at the best layer, while a random-init model of the same shape
-      encodes neither; an MLP probe gains nothing over the linear one: the basis, not the
-      nonlinearity of the probe, was the issue.
+      encodes neither; in mine/theirs an MLP probe gains nothing over the linear one (in
+      black/white it gains some, and stays far below): the basis, not the nonlinearity of the
+      probe, was the issue.
     * Moving the residual stream along the probe's directions changes the model's legal-move
-      predictions the way the edited board would in more than 85% of the affected moves, against
+      predictions the way the edited board would in more than 90% of the affected moves, against
       about half for a random direction.
     """)
     return
