@@ -156,6 +156,13 @@ def _result(res, output_final_state: bool, backend: str) -> OpResult:
     return OpResult(out, state if output_final_state else None, backend)
 
 
+def _teaching_form(name: str, recurrent, chunkwise, chunk_size: int):
+    """The reference loop (``"recurrent"``) or the chunkwise form with its chunk size, as one callable."""
+    if name == "recurrent":
+        return recurrent
+    return lambda *args, **kwargs: chunkwise(*args, chunk_size=chunk_size, **kwargs)
+
+
 def _pytorch_state(initial_state, q: torch.Tensor):
     """The PyTorch forms take states in the inputs' dtype (a Triton state is fp32): cast, differentiably."""
     if isinstance(initial_state, torch.Tensor) and initial_state.is_floating_point():
@@ -225,10 +232,9 @@ def linear_attention(
             initial_state = LinearAttentionState(initial_state, initial_state.new_zeros(B, H, F))
         if initial_state is not None:
             initial_state = LinearAttentionState(*(_pytorch_state(t, q) for t in initial_state))
-        kwargs = {"chunk_size": chunk_size} if name == "chunkwise" else {}
-        fn = _linear.linear_attention_recurrent if name == "recurrent" else _linear.linear_attention_chunkwise
+        fn = _teaching_form(name, _linear.linear_attention_recurrent, _linear.linear_attention_chunkwise, chunk_size)
         out, state = fn(q, k, v, feature_map="identity", normalize=normalize, eps=eps,
-                        initial_state=initial_state, return_state=True, **kwargs)
+                        initial_state=initial_state, return_state=True)
         return OpResult(out, (state if normalize else state.kv) if output_final_state else None, name)
 
     fn = _kernel("linear_attention", "chunk_linear_attention") if name == "triton" else _vec.linear_attention_vectorized
@@ -270,22 +276,8 @@ def scalar_gated_attention(
     and step: RetNet's fixed decay, Mamba-2's data-dependent one); initial_state (B, H, D_k, D_v).
     scale defaults to 1. Returns ``OpResult(out (B, H, T, D_v), S_T (B, H, D_k, D_v) or None, backend)``.
     """
-    check_qkv(q, k, v, causal=True, check_values=False)
-    name = select_backend("scalar_gated_attention", q.device, backend, dtype=q.dtype, d_k=q.shape[-1])
-    if name == "triton":
-        res = _kernel("scalar_gated_attention", "chunk_scalar_gated_attention")(
-            q, k, v, log_decay, scale=scale, initial_state=initial_state,
-            output_final_state=output_final_state, chunk_size=chunk_size)
-        return _result(res, output_final_state, name)
-    initial_state = _pytorch_state(initial_state, q)
-    if name == "vectorized":
-        res = _vec.scalar_gated_vectorized(q, k, v, log_decay, scale=scale, initial_state=initial_state,
-                                           output_final_state=output_final_state, chunk_size=chunk_size)
-    else:
-        fn = _gated.scalar_gated_recurrent if name == "recurrent" else _gated.scalar_gated_chunkwise
-        kwargs = {"chunk_size": chunk_size} if name == "chunkwise" else {}
-        res = fn(q, k, v, log_decay, initial_state=initial_state, return_state=output_final_state, scale=scale, **kwargs)
-    return _result(res, output_final_state, name)
+    return _gated_op("scalar_gated_attention", q, k, v, log_decay, scale, initial_state, output_final_state,
+                     chunk_size, backend)
 
 
 def gla(
@@ -306,20 +298,33 @@ def gla(
     key dim); initial_state (B, H, D_k, D_v). scale defaults to 1.
     Returns ``OpResult(out (B, H, T, D_v), S_T (B, H, D_k, D_v) or None, backend)``.
     """
+    return _gated_op("gla", q, k, v, log_alpha, scale, initial_state, output_final_state, chunk_size, backend)
+
+
+# (kernel function, vectorized form, reference loop, chunkwise form) of each gated op
+_GATED_FORMS = {
+    "scalar_gated_attention": ("chunk_scalar_gated_attention", _vec.scalar_gated_vectorized,
+                               _gated.scalar_gated_recurrent, _gated.scalar_gated_chunkwise),
+    "gla": ("chunk_gla", _vec.gla_vectorized, _gated.gla_recurrent, _gated.gla_chunkwise),
+}
+
+
+def _gated_op(op, q, k, v, log_gate, scale, initial_state, output_final_state, chunk_size, backend) -> OpResult:
+    """The dispatch the scalar-gated and GLA ops share (their gates differ in shape, not in handling)."""
     check_qkv(q, k, v, causal=True, check_values=False)
-    name = select_backend("gla", q.device, backend, dtype=q.dtype, d_k=q.shape[-1])
+    name = select_backend(op, q.device, backend, dtype=q.dtype, d_k=q.shape[-1])
+    kernel, vectorized, recurrent, chunkwise = _GATED_FORMS[op]
     if name == "triton":
-        res = _kernel("gla", "chunk_gla")(q, k, v, log_alpha, scale=scale, initial_state=initial_state,
-                                          output_final_state=output_final_state, chunk_size=chunk_size)
+        res = _kernel(op, kernel)(q, k, v, log_gate, scale=scale, initial_state=initial_state,
+                                  output_final_state=output_final_state, chunk_size=chunk_size)
         return _result(res, output_final_state, name)
     initial_state = _pytorch_state(initial_state, q)
     if name == "vectorized":
-        res = _vec.gla_vectorized(q, k, v, log_alpha, scale=scale, initial_state=initial_state,
-                                  output_final_state=output_final_state, chunk_size=chunk_size)
+        res = vectorized(q, k, v, log_gate, scale=scale, initial_state=initial_state,
+                         output_final_state=output_final_state, chunk_size=chunk_size)
     else:
-        fn = _gated.gla_recurrent if name == "recurrent" else _gated.gla_chunkwise
-        kwargs = {"chunk_size": chunk_size} if name == "chunkwise" else {}
-        res = fn(q, k, v, log_alpha, initial_state=initial_state, return_state=output_final_state, scale=scale, **kwargs)
+        fn = _teaching_form(name, recurrent, chunkwise, chunk_size)
+        res = fn(q, k, v, log_gate, initial_state=initial_state, return_state=output_final_state, scale=scale)
     return _result(res, output_final_state, name)
 
 
@@ -362,9 +367,8 @@ def delta_rule(
         res = _vec.delta_rule_vectorized(q, k, v, beta, initial_state=initial_state,
                                          output_final_state=output_final_state, chunk_size=chunk_size, **common)
     else:
-        fn = _delta.delta_rule_recurrent if name == "recurrent" else _delta.delta_rule_chunkwise
-        kwargs = {"chunk_size": chunk_size} if name == "chunkwise" else {}
-        res = fn(q, k, v, beta, initial_state=initial_state, return_state=output_final_state, **common, **kwargs)
+        fn = _teaching_form(name, _delta.delta_rule_recurrent, _delta.delta_rule_chunkwise, chunk_size)
+        res = fn(q, k, v, beta, initial_state=initial_state, return_state=output_final_state, **common)
     return _result(res, output_final_state, name)
 
 
