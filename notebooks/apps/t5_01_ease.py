@@ -48,7 +48,7 @@ def _():
     import lablib.viz  # noqa: F401  (charts that render offline in JupyterLab, the book and marimo)
     from lablib.recsys import EASE, ease_constrained_lstsq, ease_weights, evaluate, load_movielens_100k, movielens_100k_path
     from lablib.recsys.charts import lambda_chart, method_chart
-    from lablib.recsys.exercises import check_ease_weights, check_recall_at_k
+    from lablib.exercises.recsys import check_ease_weights, check_recall_at_k
     from lablib.recsys.experiment import LAMBDAS, SPLIT, linear_methods, load_multvae_results, make_split
 
     # One BLAS thread: on a busy 2-core machine more threads only slow these 1,400 x 1,400 problems down.

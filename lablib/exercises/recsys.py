@@ -1,4 +1,4 @@
-"""Exercise checks for chapter t5_01: each takes the learner's function and compares it with lablib's."""
+"""Exercise checks for track 5, chapter t5_01 (EASE): each takes the learner's function and compares it with lablib's."""
 
 from __future__ import annotations
 
