@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 FeatureMap = Callable[[torch.Tensor], torch.Tensor]
 
-__all__ = ["FeatureMap", "elu_plus_one", "relu", "identity", "FEATURE_MAPS", "resolve_feature_map"]
+__all__ = ["FeatureMap", "elu_plus_one", "relu", "identity", "taylor", "FEATURE_MAPS", "resolve_feature_map"]
 
 
 def elu_plus_one(x: torch.Tensor) -> torch.Tensor:
@@ -33,7 +33,22 @@ def identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-FEATURE_MAPS: dict[str, FeatureMap] = {"elu+1": elu_plus_one, "relu": relu, "identity": identity}
+def taylor(x: torch.Tensor) -> torch.Tensor:
+    """Based's second-order Taylor map (Arora et al., 2024): (..., D) -> (..., 1 + D + D^2).
+
+        phi(x) = [1, x / D^(1/4), vec(x x^T) / (sqrt(2) sqrt(D))]
+        phi(q) . phi(k) = 1 + q.k / sqrt(D) + (q.k)^2 / (2 D)
+
+    the first three terms of exp(q.k / sqrt(D)). Always >= 1/2 (a quadratic with no real root
+    above it), so the normalizer never vanishes. Based applies it to a small projected key
+    (D = 16: 273 features); the state grows as D^2.
+    """
+    D = x.shape[-1]
+    outer = (x.unsqueeze(-1) * x.unsqueeze(-2)).flatten(-2) / (2.0 ** 0.5 * D ** 0.5)
+    return torch.cat([torch.ones_like(x[..., :1]), x / D ** 0.25, outer], dim=-1)
+
+
+FEATURE_MAPS: dict[str, FeatureMap] = {"elu+1": elu_plus_one, "relu": relu, "identity": identity, "taylor": taylor}
 
 
 def resolve_feature_map(feature_map: str | FeatureMap) -> FeatureMap:

@@ -6,7 +6,7 @@ import torch.nn as nn
 
 from lablib import ops
 from lablib.attention.feature_maps import FeatureMap, resolve_feature_map
-from lablib.layers.common import TokenMixer
+from lablib.layers.common import ShortConvolution, TokenMixer
 
 __all__ = ["LinearAttention"]
 
@@ -27,6 +27,9 @@ class LinearAttention(TokenMixer):
     * "rmsnorm": TransNormer's NormAttention (Qin et al., 2022): drop the denominator (it can be
       near 0 and destabilize training) and RMS-normalize each head's output instead; state
       S (B, H, F, D).
+
+    ``qk_dim``: the per-head width of q and k before the feature map (default: the head dim).
+    Based (Arora et al., 2024) projects them to 16 and expands with the Taylor map to 273.
     """
 
     def __init__(
@@ -37,15 +40,24 @@ class LinearAttention(TokenMixer):
         feature_map: str | FeatureMap = "elu+1",
         norm: str = "normalizer",
         conv_size: int = 0,
+        qk_dim: int | None = None,
         **kwargs,
     ):
         super().__init__(d_model, n_heads, conv_size=conv_size, **kwargs)
+        if qk_dim is not None and qk_dim < 1:
+            raise ValueError(f"qk_dim must be None or a positive width per head; got {qk_dim}")
+        self.qk_dim = self.head_dim if qk_dim is None else qk_dim
+        qk_width = n_heads * self.qk_dim
+        if self.convs is not None and qk_width != d_model:  # q and k are narrower (or wider) than v
+            self.convs = nn.ModuleDict({"q": ShortConvolution(qk_width, conv_size),
+                                        "k": ShortConvolution(qk_width, conv_size),
+                                        "v": ShortConvolution(d_model, conv_size)})
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}; got {norm!r}")
         self.norm = norm
         self.feature_map = feature_map if isinstance(feature_map, nn.Module) else resolve_feature_map(feature_map)
-        self.q_proj = nn.Linear(d_model, d_model, bias=False)
-        self.k_proj = nn.Linear(d_model, d_model, bias=False)
+        self.q_proj = nn.Linear(d_model, qk_width, bias=False)
+        self.k_proj = nn.Linear(d_model, qk_width, bias=False)
         self.v_proj = nn.Linear(d_model, d_model, bias=False)
         self.o_norm = nn.RMSNorm(self.head_dim, eps=1e-5) if norm == "rmsnorm" else None
         self.o_proj = nn.Linear(d_model, d_model, bias=False)

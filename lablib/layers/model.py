@@ -27,6 +27,7 @@ __all__ = ["MIXERS", "LMConfig", "LanguageModel"]
 MIXERS: dict[str, Callable[..., nn.Module]] = {
     "softmax": SoftmaxAttention,
     "linear": LinearAttention,
+    "based": partial(LinearAttention, feature_map="taylor", qk_dim=16),
     "gla": partial(GatedLinearAttention, gate="vector"),
     "scalar_gated": partial(GatedLinearAttention, gate="scalar"),
     "deltanet": DeltaNet,
@@ -41,6 +42,8 @@ class LMConfig:
     mixer: a name in ``MIXERS`` or a factory ``f(d_model, n_heads) -> nn.Module`` whose module has
     ``forward(x, state) -> (y, state)`` and ``step(x_t, state) -> (y_t, state)`` like lablib.layers'.
     mixer_kwargs go to a named mixer (e.g. {"conv_size": 4}, {"feature_map": "relu"}).
+    max_len: learned absolute position embeddings for positions < max_len (None: none, the
+    default; a recurrent mixer knows order from its recurrence, softmax attention does not).
     """
 
     vocab: int
@@ -51,6 +54,7 @@ class LMConfig:
     mlp: bool = True
     mlp_ratio: int = 4
     mixer_kwargs: dict = field(default_factory=dict)
+    max_len: int | None = None
 
 
 class Block(nn.Module):
@@ -102,6 +106,7 @@ class LanguageModel(nn.Module):
             raise ValueError(f"vocab, n_layers, d_model and n_heads must be positive; got {config}")
         self.config = config
         self.embed = nn.Embedding(config.vocab, config.d_model)
+        self.pos = None if config.max_len is None else nn.Embedding(config.max_len, config.d_model)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.norm = nn.RMSNorm(config.d_model, eps=1e-5)
         self.head = nn.Linear(config.d_model, config.vocab, bias=False)
@@ -127,27 +132,60 @@ class LanguageModel(nn.Module):
             raise ValueError(f"state must be the list of {len(self.blocks)} layer states a previous call returned")
         return state
 
+    def _embed(self, tokens: torch.Tensor, state: list) -> torch.Tensor:
+        """Token embeddings, plus position embeddings (continuing after the tokens a state has seen)."""
+        x = self.embed(tokens)
+        if self.pos is None:
+            return x
+        past = 0 if state[0] is None else int(state[0]["position"])
+        T = tokens.shape[-1] if tokens.ndim == 2 else 1
+        if past + T > self.config.max_len:
+            raise ValueError(f"position {past + T - 1} is beyond max_len={self.config.max_len}")
+        positions = self.pos(torch.arange(past, past + T, device=tokens.device))
+        return x + (positions if tokens.ndim == 2 else positions[0])
+
+    def _with_position(self, new_state: list, state: list, T: int) -> list:
+        if self.pos is None:
+            return new_state
+        past = 0 if state[0] is None else int(state[0]["position"])
+        new_state[0] = {**new_state[0], "position": torch.tensor(past + T)}
+        return new_state
+
     def forward(self, tokens: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
+        hidden, state = self.hidden(tokens, state)
+        return self.head(hidden), state
+
+    def hidden(self, tokens: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
+        """The final normed hidden states (B, T, d_model) that the head reads, and the state.
+
+        ``forward`` is ``head(hidden)``; a loss needed at a few positions only (MQAR's queries) can
+        apply the head there and skip the (B, T, vocab) logits.
+        """
         self._check_tokens(tokens, 2, "(B, T)")
-        x, new_state = self.embed(tokens), []
-        for block, s in zip(self.blocks, self._check_state(state)):
+        state = self._check_state(state)
+        x, new_state = self._embed(tokens, state), []
+        for block, s in zip(self.blocks, state):
             x, s = block(x, s)
             new_state.append(s)
-        return self.head(self.norm(x)), new_state
+        return self.norm(x), self._with_position(new_state, state, tokens.shape[1])
 
     def step(self, tokens: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
         """One token per sequence: tokens (B,) -> (logits (B, vocab), new state)."""
         self._check_tokens(tokens, 1, "(B,)")
-        x, new_state = self.embed(tokens), []
-        for block, s in zip(self.blocks, self._check_state(state)):
+        state = self._check_state(state)
+        x, new_state = self._embed(tokens, state), []
+        for block, s in zip(self.blocks, state):
             x, s = block.step(x, s)
             new_state.append(s)
-        return self.head(self.norm(x)), new_state
+        return self.head(self.norm(x)), self._with_position(new_state, state, 1)
 
     def loss(self, tokens: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
         """Mean cross-entropy of next-token logits against targets (B, T); ``ignore_index`` masks positions."""
-        logits, _ = self(tokens)
-        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=ignore_index)
+        if targets.shape != tokens.shape:
+            raise ValueError(f"targets must have the tokens' shape {tuple(tokens.shape)}; got {tuple(targets.shape)}")
+        hidden, _ = self.hidden(tokens)
+        keep = targets != ignore_index  # the head runs only where there is a target
+        return F.cross_entropy(self.head(hidden[keep]), targets[keep])
 
     @staticmethod
     def state_nbytes(state: list) -> int:
