@@ -229,3 +229,62 @@ def test_a_factory_is_a_mixer():
     assert all(isinstance(block.mixer, LinearAttention) and block.mlp is None for block in model.blocks)
     logits, state = model(torch.zeros(1, 4, dtype=torch.long))
     assert logits.shape == (1, 4, 7) and len(state) == 2
+
+
+# ----------------------------------------------------------------------------- Based, MoM, positions
+
+
+def test_based_state_is_taylor_features_by_head_dim():
+    """Based: q, k projected to 16 per head, expanded by the Taylor map to 1 + 16 + 256 = 273 features."""
+    model = LanguageModel(mixer="based", vocab=11, d_model=D_MODEL, n_heads=HEADS, n_layers=1)
+    with torch.no_grad():
+        _, state = model(torch.randint(0, 11, (B, 7)))
+    F_ = 1 + 16 + 16 * 16
+    assert tuple(state[0]["attn"].kv.shape) == (B, HEADS, F_, HEAD_DIM)
+    assert model.state_nbytes(state) == B * HEADS * F_ * (HEAD_DIM + 1) * FP32  # S and the normalizer z
+
+
+def test_mixture_of_memories_holds_m_states_and_writes_only_chosen_memories():
+    from lablib.layers import MixtureOfMemories
+
+    torch.manual_seed(0)
+    layer = MixtureOfMemories(D_MODEL, HEADS, n_memories=4, top_k=1, conv_size=0)
+    x = inputs(9)
+    with torch.no_grad():
+        _, state = layer(x)
+        g = layer.routing(x)
+    assert tuple(state["attn"].shape) == (B, 4 * HEADS, HEAD_DIM, HEAD_DIM)
+    assert layer.state_nbytes(state) == 4 * B * HEADS * HEAD_DIM * HEAD_DIM * FP32
+    assert torch.allclose(g.sum(-1), torch.ones(B, 9)) and ((g > 0).sum(-1) == 1).all()
+    never_chosen = (g == 0).all(dim=1)  # (B, M): memories no token was routed to stay exactly zero
+    for b, m in never_chosen.nonzero().tolist():
+        assert state["attn"][b, m * HEADS:(m + 1) * HEADS].abs().max() == 0, f"memory {m} was written without being chosen"
+    with pytest.raises(ValueError, match="top_k"):
+        MixtureOfMemories(D_MODEL, HEADS, n_memories=2, top_k=3)
+
+
+def test_position_embeddings_continue_across_calls_and_refuse_past_max_len():
+    torch.manual_seed(0)
+    model = LanguageModel(mixer="softmax", vocab=11, d_model=D_MODEL, n_heads=HEADS, max_len=12)
+    tokens = torch.randint(0, 11, (B, 12))
+    with torch.no_grad():
+        logits, _ = model(tokens)
+        _, state = model(tokens[:, :5])
+        rest, state = model(tokens[:, 5:], state)
+        assert_agree(rest, logits[:, 5:], 1e-5, "positions continue from the state")
+        with pytest.raises(ValueError, match="beyond max_len"):
+            model.step(tokens[:, 0], state)
+
+
+def test_loss_is_taken_only_at_targets():
+    torch.manual_seed(0)
+    model = LanguageModel(mixer="gla", vocab=11, d_model=D_MODEL, n_heads=HEADS)
+    tokens = torch.randint(0, 11, (B, 8))
+    targets = torch.full((B, 8), -100)
+    targets[:, 3] = tokens[:, 2]
+    with torch.no_grad():
+        logits, _ = model(tokens)
+        expected = torch.nn.functional.cross_entropy(logits[:, 3], targets[:, 3])
+        assert_agree(model.loss(tokens, targets), expected, 1e-6, "loss at the one scored position")
+    with pytest.raises(ValueError, match="targets must have"):
+        model.loss(tokens, targets[:, :5])

@@ -9,6 +9,7 @@ token by token), and reports ``state_nbytes(state)``, the bytes of its state's t
 * ``GatedLinearAttention``  GLA's low-rank vector gate, or a scalar gate per head
 * ``DeltaNet``              L2-normalized q, k; beta = sigmoid (or 2 sigmoid: negative eigenvalues)
 * ``GatedDeltaNet``         DeltaNet with a Mamba-2 decay gate and an output gate
+* ``MixtureOfMemories``     M DeltaNet memories behind a top-k token router (MoM)
 
 each multi-head, with an optional short causal convolution (``conv_size=4``; on by default for
 the DeltaNets, as in their papers). The math runs in ``lablib.ops`` (``backend="auto"``: Triton on
@@ -19,6 +20,7 @@ from lablib.layers.common import ShortConvolution, TokenMixer, state_nbytes, sta
 from lablib.layers.delta import DeltaNet, GatedDeltaNet
 from lablib.layers.gated import GatedLinearAttention
 from lablib.layers.linear import LinearAttention
+from lablib.layers.memories import MixtureOfMemories
 from lablib.layers.model import MIXERS, LanguageModel, LMConfig
 from lablib.layers.softmax import SoftmaxAttention
 
@@ -30,6 +32,7 @@ __all__ = [
     "LanguageModel",
     "LinearAttention",
     "MIXERS",
+    "MixtureOfMemories",
     "ShortConvolution",
     "SoftmaxAttention",
     "TokenMixer",

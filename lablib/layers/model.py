@@ -20,6 +20,7 @@ from lablib.layers.common import state_nbytes
 from lablib.layers.delta import DeltaNet, GatedDeltaNet
 from lablib.layers.gated import GatedLinearAttention
 from lablib.layers.linear import LinearAttention
+from lablib.layers.memories import MixtureOfMemories
 from lablib.layers.softmax import SoftmaxAttention
 
 __all__ = ["MIXERS", "LMConfig", "LanguageModel"]
@@ -32,6 +33,7 @@ MIXERS: dict[str, Callable[..., nn.Module]] = {
     "scalar_gated": partial(GatedLinearAttention, gate="scalar"),
     "deltanet": DeltaNet,
     "gated_deltanet": GatedDeltaNet,
+    "mom": MixtureOfMemories,
 }
 
 

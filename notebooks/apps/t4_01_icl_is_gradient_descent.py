@@ -68,6 +68,7 @@ def _():
         to_prompt_matrix,
         train_lsa,
     )
+    from lablib.icl.trained import load_trained
 
     torch.set_num_threads(1)  # small matrices: one thread is as fast, and the chapter's timings stay steady
     return (
@@ -81,6 +82,7 @@ def _():
         effective_preconditioner,
         gd,
         least_squares,
+        load_trained,
         lsa_from_gd,
         mse,
         one_step_expected_loss,
@@ -91,7 +93,6 @@ def _():
         random_covariance,
         to_prompt_matrix,
         torch,
-        train_lsa,
     )
 
 
@@ -331,24 +332,31 @@ def _(mo):
     Now forget the construction. Take one layer with *all* of $W_{KQ}$ and $W_{PV}$ learnable
     ($2(d+1)^2 = 242$ numbers), start them at small random values, and train with Adam on fresh
     noiseless prompts ($d = 10$, $N = 40$) to predict the query's label: 1000 steps of 256 prompts.
+
+    Training takes a while on a laptop CPU, so this chapter loads the trained weights that ship with
+    lablib (`lablib/icl/results/trained_lsa.pt`, made by exactly this call to `train_lsa`; rebuild with
+    `python -m lablib.icl.trained`). Set `RETRAIN = True` to train here instead: the same seeds give
+    the same weights.
     """)
     return
 
 
 @app.cell
 def _(
-    LinearTransformer,
     alt,
     compare_with_gd,
     eta_star,
+    load_trained,
     one_step_expected_loss,
     pd,
     task,
     test_prompts,
-    train_lsa,
 ):
-    trained = LinearTransformer(10, 1, init_std=0.1, seed=0)
-    history = train_lsa(trained, task, 1000, lr=0.01, batch=256, seed=0, progress=False)
+    RETRAIN = False  # True: train here (about half a minute) instead of loading the shipped weights
+    # what load_trained("t4_01/one_layer") stores, and what RETRAIN runs:
+    #   trained = LinearTransformer(10, 1, init_std=0.1, seed=0)
+    #   history = train_lsa(trained, task, 1000, lr=0.01, batch=256, seed=0)
+    trained, history = load_trained("t4_01/one_layer", retrain=RETRAIN)
     iso = compare_with_gd(trained, test_prompts, eta_star)
     history_frame = pd.DataFrame({"step": range(len(history)), "training loss": history.numpy()})
     history_frame["smoothed"] = history_frame["training loss"].rolling(25, min_periods=1).mean()
@@ -356,7 +364,7 @@ def _(
         x=alt.X("step:Q", title="training step"), y=alt.Y("smoothed:Q", scale=alt.Scale(type="log"), title="query loss (25-step mean)"))
     _target = alt.Chart(pd.DataFrame({"loss": [one_step_expected_loss(task, eta_star)]})).mark_rule(color="firebrick", strokeDash=[5, 3]).encode(y="loss:Q")
     (_curve + _target).properties(width=420, height=220, title="trained LSA (line) vs the best single GD step (dashed)")
-    return iso, trained
+    return RETRAIN, iso, trained
 
 
 @app.cell
@@ -464,21 +472,22 @@ def _(mo):
 
 @app.cell
 def _(
-    LinearTransformer,
+    RETRAIN,
     RegressionTask,
     compare_with_gd,
     effective_preconditioner,
+    load_trained,
     one_step_expected_loss,
     optimal_preconditioner,
     optimal_step_size,
     pd,
     random_covariance,
     torch,
-    train_lsa,
 ):
     skewed_task = RegressionTask(d=10, N=40, covariance=random_covariance(10, condition=5.0, seed=0))
-    skewed_model = LinearTransformer(10, 1, init_std=0.1, seed=0)
-    train_lsa(skewed_model, skewed_task, 2000, lr=0.02, batch=256, seed=0, progress=False)
+    # shipped, or retrained with RETRAIN: LinearTransformer(10, 1, init_std=0.1, seed=0) trained by
+    # train_lsa(skewed_model, skewed_task, 2000, lr=0.02, batch=256, seed=0)
+    skewed_model, _ = load_trained("t4_01/skewed", retrain=RETRAIN)
     skewed_test = skewed_task.sample(10_000, torch.Generator().manual_seed(2), dtype=torch.float64)
     gamma_star = optimal_preconditioner(skewed_task)
     skewed_gamma = effective_preconditioner(skewed_model.layers[0]).double()

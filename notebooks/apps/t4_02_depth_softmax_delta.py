@@ -64,15 +64,14 @@ def _():
         to_prompt_matrix,
         train_lsa,
     )
+    from lablib.icl.trained import load_trained
 
     torch.set_num_threads(1)  # small matrices: one thread is as fast, and the chapter's timings stay steady
     task = RegressionTask(d=5, N=20)  # small enough that three-layer models train in seconds
     fit_prompts = task.sample(4000, torch.Generator().manual_seed(7), dtype=torch.float64)  # for fitting GD's step sizes
     test_prompts = task.sample(10_000, torch.Generator().manual_seed(123), dtype=torch.float64)  # for every comparison
     return (
-        LinearTransformer,
         RegressionTask,
-        SoftmaxTransformer,
         alt,
         bayes_optimal_weights,
         compare_with_gd,
@@ -85,6 +84,7 @@ def _():
         gd_plus_plus,
         implied_weights,
         linear_attention_icl_predict,
+        load_trained,
         lsa_from_gd,
         mse,
         online_gd,
@@ -95,7 +95,6 @@ def _():
         test_prompts,
         to_prompt_matrix,
         torch,
-        train_lsa,
     )
 
 
@@ -136,13 +135,16 @@ def _(mo):
     *restricted* layers, where only a $d \times d$ preconditioner per layer is learned (the GD form of
     Ahn et al., 2023), and *full* layers with all of $W_{KQ}$ and $W_{PV}$ free. The baselines, fitted on
     4000 other prompts: $k$ GD steps with the best step size for each step, and $k$ steps of GD++.
+    The six stacks (and the two one-layer models of section 2) ship trained with lablib
+    (`lablib/icl/results/trained_lsa.pt`, made by exactly the `train_lsa` calls in the comments;
+    rebuild with `python -m lablib.icl.trained`); `RETRAIN = True` trains them here, with the same
+    seeds and so the same weights, in a few minutes.
     """)
     return
 
 
 @app.cell
 def _(
-    LinearTransformer,
     alt,
     compare_with_gd,
     evaluate,
@@ -150,20 +152,21 @@ def _(
     fit_prompts,
     fit_step_sizes,
     gd_plus_plus,
+    load_trained,
     mse,
     pd,
-    task,
     test_prompts,
-    train_lsa,
 ):
+    RETRAIN = False  # True: train the stacks here instead of loading the shipped weights
     depth_rows, full_models, full_histories = [], {}, {}
     for _k in (1, 2, 3):
         _etas = fit_step_sizes(fit_prompts, _k)
         _pp_etas, _pp_gammas = fit_gd_plus_plus(fit_prompts, _k)
-        _restricted = LinearTransformer(5, _k, restricted=True, init_std=0.1, seed=0)
-        train_lsa(_restricted, task, 1500, lr=0.01, batch=256, seed=0, progress=False)
-        _full = LinearTransformer(5, _k, init_std=0.1, seed=0)
-        full_histories[_k] = train_lsa(_full, task, 1500, lr=0.01, batch=256, seed=0, progress=False)  # (1500,) training losses
+        # _restricted = LinearTransformer(5, _k, restricted=True, init_std=0.1, seed=0)
+        # train_lsa(_restricted, task, 1500, lr=0.01, batch=256, seed=0)
+        _restricted, _ = load_trained(f"t4_02/restricted_{_k}", retrain=RETRAIN)
+        # _full = LinearTransformer(5, _k, init_std=0.1, seed=0); the same train_lsa call, which returns the (1500,) losses
+        _full, full_histories[_k] = load_trained(f"t4_02/full_{_k}", retrain=RETRAIN)
         full_models[_k] = _full
         _vs_gd = compare_with_gd(_restricted, test_prompts, list(_etas))
         depth_rows += [
@@ -182,7 +185,7 @@ def _(
         strokeDash=alt.condition("indexof(datum.learner, 'trained') >= 0", alt.value([1, 0]), alt.value([5, 3])),
         tooltip=["learner", "layers / steps k", alt.Tooltip("loss:Q", format=".4f")],
     ).properties(width=380, height=250, title="solid: trained transformers; dashed: algorithms")
-    return depth, full_histories, full_models
+    return RETRAIN, depth, full_histories, full_models
 
 
 @app.cell
@@ -356,22 +359,21 @@ def _(mo):
 
 @app.cell
 def _(
-    LinearTransformer,
-    SoftmaxTransformer,
+    RETRAIN,
     evaluate,
     gd,
+    load_trained,
     mse,
     optimal_step_size,
     pd,
     predict,
     task,
     test_prompts,
-    train_lsa,
 ):
-    softmax_model = SoftmaxTransformer(5, 1, init_std=0.1, seed=0)
-    train_lsa(softmax_model, task, 1000, lr=0.01, batch=256, seed=0, progress=False)
-    linear_model = LinearTransformer(5, 1, init_std=0.1, seed=0)
-    train_lsa(linear_model, task, 1000, lr=0.01, batch=256, seed=0, progress=False)
+    # shipped (or retrained with RETRAIN): SoftmaxTransformer(5, 1, init_std=0.1, seed=0) and
+    # LinearTransformer(5, 1, init_std=0.1, seed=0), each by train_lsa(model, task, 1000, lr=0.01, batch=256, seed=0)
+    softmax_model, _ = load_trained("t4_02/softmax_1", retrain=RETRAIN)
+    linear_model, _ = load_trained("t4_02/linear_1", retrain=RETRAIN)
     gd1_loss = mse(predict(gd(test_prompts.xs, test_prompts.ys, optimal_step_size(task)), test_prompts.x_query), test_prompts.y_query).item()
     attention_kinds = pd.DataFrame([
         {"model (one layer, trained)": "linear self-attention", "held-out loss": evaluate(linear_model, test_prompts)},
