@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
 from lablib import ops
@@ -27,6 +28,10 @@ class LinearAttention(TokenMixer):
     * "rmsnorm": TransNormer's NormAttention (Qin et al., 2022): drop the denominator (it can be
       near 0 and destabilize training) and RMS-normalize each head's output instead; state
       S (B, H, F, D).
+
+    A feature map with an ``at(offset)`` method (cosFormer's, whose features depend on absolute
+    positions) is called at the right offset, and the state carries ``position``, the number of
+    tokens seen, so that ``step`` and continued calls match one call on the whole sequence.
 
     ``qk_dim``: the per-head width of q and k before the feature map (default: the head dim).
     Based (Arora et al., 2024) projects them to 16 and expands with the Taylor map to 273.
@@ -65,11 +70,18 @@ class LinearAttention(TokenMixer):
     def _forward(self, x, state, backend):
         q, k, v, conv_state = self._convolve(self.q_proj(x), self.k_proj(x), self.v_proj(x), state)
         q, k, v = self._heads(q), self._heads(k), self._heads(v)  # (B, H, T, D)
+        feature_map, position = self.feature_map, None
+        if hasattr(feature_map, "at"):  # a map of absolute positions (cosFormer): continue where the state stopped
+            position = 0 if state is None or "position" not in state else int(state["position"])
+            feature_map = feature_map.at(position)
         r = ops.linear_attention(
-            q, k, v, feature_map=self.feature_map, normalize=self.norm == "normalizer",
+            q, k, v, feature_map=feature_map, normalize=self.norm == "normalizer",
             initial_state=None if state is None else state["attn"], output_final_state=True,
             chunk_size=self.chunk_size, backend=backend,
         )
         self.last_backend = r.backend
         o = r.out if self.o_norm is None else self.o_norm(r.out)
-        return self.o_proj(self._merge(o)), {"attn": r.final_state, **conv_state}
+        new_state = {"attn": r.final_state, **conv_state}
+        if position is not None:
+            new_state["position"] = torch.tensor(position + x.shape[1])
+        return self.o_proj(self._merge(o)), new_state
