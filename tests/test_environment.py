@@ -94,3 +94,15 @@ def test_recbole_is_installed_without_its_requirements_at_one_pin_everywhere():
         raise AssertionError(f"recbole is not installed: {INSTALL_HINT}") from None
     assert installed == RECBOLE_PIN.split("==")[1], f"recbole {installed} is installed, the pin is {RECBOLE_PIN}: {INSTALL_HINT}"
     assert movielens_100k_path().is_file()
+
+
+def test_forecast_data_packages_are_pinned_and_installed():
+    """Chapter t5_02 reads its series from inside these wheels: pyproject pins them and the pins are installed."""
+    from importlib import metadata
+
+    from lablib.forecast.data import PINS
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for name, pin in PINS.items():
+        assert f"{name}=={pin}" in project["dependencies"], f"pyproject must pin {name}=={pin}"
+        assert metadata.version(name) == pin, f"{name} {metadata.version(name)} installed, {pin} pinned"

@@ -6,6 +6,9 @@ in bytes. Runs go to worker processes (one thread each) and are appended to the 
 they finish, so an interrupted rebuild resumes where it stopped:
 
     OPENBLAS_NUM_THREADS=1 python -m lablib.recall.experiment --out lablib/recall/results/mqar.json --workers 2
+
+Runs made by separate processes (``--models ... --d-models ... --out part.json``) are folded in
+with ``--merge part.json`` (``--d-models`` with no value: merge only, train nothing).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ REBUILD = "OPENBLAS_NUM_THREADS=1 python -m lablib.recall.experiment --out labli
 TASK = dict(vocab=1024, seq_len=64, n_pairs=4, n_train=20_000, n_test=1_000, power_a=0.01, seed=0)
 TRAIN = dict(max_steps=2000, batch_size=64, weight_decay=0.1, warmup=100, eval_every=100, target=0.99, seed=0)
 LRS = (3e-3, 1e-2)
-D_MODELS = (64, 32, 16)
+D_MODELS = (64, 32)
 
 # name -> (LMConfig mixer, mixer kwargs, learned positions?). Softmax attention gets positions
 # (Zoology gives them to attention only); every recurrent mixer knows order from its recurrence.
@@ -37,6 +40,9 @@ MODELS: dict[str, tuple[str, dict, bool]] = {
     "deltanet": ("deltanet", {"conv_size": 0}, False),
     "deltanet + conv": ("deltanet", {"conv_size": 4}, False),
     "gated deltanet + conv": ("gated_deltanet", {"conv_size": 4}, False),
+    # Mixture of Memories: 4 DeltaNet memories, each token written to its top 2 (4x the state of a
+    # DeltaNet of the same width: compare it with DeltaNet at twice the width, the same bytes)
+    "mom 4 memories + conv": ("mom", {"n_memories": 4, "top_k": 2, "conv_size": 4}, False),
 }
 
 
@@ -84,11 +90,15 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--d-models", nargs="*", type=int, default=list(D_MODELS))
+    parser.add_argument("--merge", nargs="*", type=Path, default=[],
+                        help="add the rows of other results files (runs made in parallel processes) first")
     args = parser.parse_args(argv)
     done = {}
-    if args.out.exists():
-        previous = load_results(args.out)
-        done = {(r["model"], r["d_model"]): r for r in previous["rows"]}
+    for path in ([args.out] if args.out.exists() else []) + args.merge:
+        previous = load_results(path)
+        if (previous["task"], previous["train"], previous["lrs"]) != (TASK, TRAIN, list(LRS)):
+            raise SystemExit(f"{path} was made with another task, training or lrs than this code's; not merged")
+        done.update({(r["model"], r["d_model"]): r for r in previous["rows"]})
     jobs = [(m, d) for d in args.d_models for m in args.models if (m, d) not in done]
     header = {"what": "MQAR recall accuracy against decoding state bytes (2 layers, no MLP)",
               "rebuild": REBUILD, "task": TASK, "train": TRAIN, "lrs": list(LRS),
@@ -100,6 +110,11 @@ def main(argv=None) -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({**header, "rows": rows}, indent=1) + "\n")
 
+    if args.out.exists():  # the commit the runs were trained at, not this invocation's
+        header["commit"] = load_results(args.out).get("commit", header["commit"])
+    if args.merge:
+        header["merged"] = [str(p) for p in args.merge]
+        save()
     print(f"{len(jobs)} runs to do, {len(done)} already in {args.out}", flush=True)
     start = time.perf_counter()
     if args.workers > 1:
