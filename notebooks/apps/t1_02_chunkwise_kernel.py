@@ -717,7 +717,7 @@ def _(mo):
     $C \times C$ score blocks, whose work grows with $C$: the valley of section 1 again.)
 
     Whether that intensity turns into speed is a measurement, and **we have not made it yet**. The
-    benchmark that makes it is `python -m lablib.bench attention` (`lablib/bench.py`): on a GPU it
+    benchmark that makes it is `python -m lablib.bench attention` (`lablib/bench/`): on a GPU it
     times this kernel's forward and forward+backward against the PyTorch chunkwise form, torch's
     `scaled_dot_product_attention` (softmax attention on its FlashAttention path) and
     flash-linear-attention's `chunk_linear_attn`, after checking each one's output against a float64
