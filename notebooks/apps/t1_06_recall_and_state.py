@@ -305,22 +305,22 @@ def _(mo):
 
 @app.cell
 def _(frame):
-    _mom = "mom 4 memories + conv"
-    memories = frame[frame.model.isin(["deltanet + conv", _mom])].sort_values(["model", "d_model"])
+    MOM = "mom 4 memories + conv"
+    memories = frame[frame.model.isin(["deltanet + conv", MOM])].sort_values(["model", "d_model"])
     memories[["model", "d_model", "state_KiB", "accuracy", "lr", "params"]].round(3)
-    return (memories,)
+    return MOM, memories
 
 
 @app.cell
-def _(accuracy, memories, results):
-    mom_32, delta_32, delta_64 = accuracy(_mom, 32), accuracy("deltanet + conv", 32), accuracy("deltanet + conv", 64)
+def _(MOM, accuracy, memories, results):
+    mom_32, delta_32, delta_64 = accuracy(MOM, 32), accuracy("deltanet + conv", 32), accuracy("deltanet + conv", 64)
     _steps = memories.set_index(["model", "d_model"]).steps
     assert abs(mom_32 - delta_64) < 0.05, (
         f"expected MoM within 0.05 of DeltaNet at (about) the same bytes; measured {mom_32:.3f} vs {delta_64:.3f}")
-    assert _steps[_mom, 32] == results["train"]["max_steps"] > _steps["deltanet + conv", 32], (
-        f"expected MoM to use the whole step budget and DeltaNet to stop early; measured {_steps[_mom, 32]} and {_steps['deltanet + conv', 32]} steps")
+    assert _steps[MOM, 32] == results["train"]["max_steps"] > _steps["deltanet + conv", 32], (
+        f"expected MoM to use the whole step budget and DeltaNet to stop early; measured {_steps[MOM, 32]} and {_steps['deltanet + conv', 32]} steps")
     print(f"DeltaNet + conv: d_model 32 {delta_32:.3f} ({_steps['deltanet + conv', 32]} steps), d_model 64 {delta_64:.3f}; "
-          f"MoM (4 memories of d_model 32, top 2) {mom_32:.3f} ({_steps[_mom, 32]} steps, the budget)")
+          f"MoM (4 memories of d_model 32, top 2) {mom_32:.3f} ({_steps[MOM, 32]} steps, the budget)")
     return
 
 
