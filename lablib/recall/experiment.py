@@ -117,22 +117,22 @@ def main(argv=None) -> None:
         save()
     print(f"{len(jobs)} runs to do, {len(done)} already in {args.out}", flush=True)
     start = time.perf_counter()
+
+    def record(row):  # keep a finished run, write the file at once (resumable), log one line
+        done[(row["model"], row["d_model"])] = row
+        save()
+        print(f"[{time.perf_counter() - start:7.0f}s] {row['model']:24s} d={row['d_model']:3d} "
+              f"acc={row['accuracy']:.3f} lr={row['lr']:.0e} state={row['state_bytes']} B", flush=True)
+
     if args.workers > 1:
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(args.workers) as pool:
             for row in pool.imap_unordered(run_one, jobs):
-                done[(row["model"], row["d_model"])] = row
-                save()
-                print(f"[{time.perf_counter() - start:7.0f}s] {row['model']:24s} d={row['d_model']:3d} "
-                      f"acc={row['accuracy']:.3f} lr={row['lr']:.0e} state={row['state_bytes']} B", flush=True)
+                record(row)
     else:
         for job in jobs:
-            row = run_one(job)
-            done[(row["model"], row["d_model"])] = row
-            save()
-            print(f"[{time.perf_counter() - start:7.0f}s] {row['model']:24s} d={row['d_model']:3d} "
-                  f"acc={row['accuracy']:.3f} lr={row['lr']:.0e} state={row['state_bytes']} B", flush=True)
+            record(run_one(job))
 
 
 if __name__ == "__main__":
