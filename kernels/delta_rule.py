@@ -32,18 +32,32 @@ for a teaching kernel with C <= 64; production kernels (FLA) invert 16 x 16 diag
 way and combine them with matrix products. M, not T, is formed so that the backward can
 differentiate through diag(beta) even where beta_j = 0.
 
-Tiling. As in the other kernels: one program per (batch * head, block of BV value columns); the
-state tile S[:, block] (BK x BV, all of D_k in one tile) lives in registers. The delta rule mixes
-value columns only through S_0's rows, never across columns: column j of R is U[:, j] - W S_0[:, j],
-and W, M, L depend on keys, betas and gates alone. So value blocks still never interact; each
-program recomputes L, M and W for its chunk (redundant work when D_v > BV, no communication).
+Tiling. As in the other kernels: one program per (batch * head, block of BV value columns). The
+delta rule mixes value columns only through S_0's rows, never across columns: column j of R is
+U[:, j] - W S_0[:, j], and W, M, L depend on keys, betas and gates alone. So value blocks still
+never interact; each program recomputes L, M and W for its chunk (redundant work when D_v > BV,
+no communication).
+
+Key blocks: why this kernel loops over them. Unlike the other three kernels, the delta rule mixes
+the state's *rows*: every pseudo-value r_i = beta_i (v_i - a_i S^T k_i) reads all of D_k, and
+every row of the new state is written from R. So key blocks cannot be programs of their own
+(they would have to exchange R every chunk); one program owns all of S[:, block] and walks the
+key dim in blocks of BK <= 128 columns: K K^T, Q' K^T and W S_0 are sums over key blocks, and the
+state update is done block by block. All of S[:, block] is D_k x BV fp32, 128 KB at D_k = 512,
+more than a program's registers, so the state lives in global memory (L2-resident), in the
+buffer of chunk states the backward needs anyway: the chunk reads slot c (the state entering it)
+and writes slot c + 1, key block by key block, and a barrier (``tl.debug_barrier``) makes the
+writes of all the program's threads visible before the next chunk reads them. (Without
+gradients two slots, used in turn, suffice.) The backward carries dS the same way, in two slots.
+FLA's kernels keep the state in registers instead, as up to four named 64-column tiles, which is
+why they stop at D_k = 256.
 
 Ragged sizes. Rows past T load k = v = q = 0, beta = 0 and log gate 0, so L, M's off-diagonal
 entries and T's columns vanish for them: padding writes nothing into R or the state.
 
 Backward: chunkwise, in reverse. The forward (when gradients are wanted) stores the state
-entering every chunk, (B*H, n_chunks, D_k, D_v) fp32 (as FLA does; the alternative, recomputing
-them, costs another forward pass). ``_delta_bwd_kernel`` walks the chunks last to first carrying
+entering every chunk, and S_T after them, (B*H, n_chunks + 1, D_k, D_v) fp32 (as FLA does; the
+alternative, recomputing them, costs another forward pass). ``_delta_bwd_kernel`` walks the chunks last to first carrying
 dS, the gradient of the state leaving the chunk (from dS_T, or zero), recomputes M, T, W, U, R
 from the stored S_0, and applies the chain rule to the six lines above, with dO the output
 gradient and dA = (dO R^T) * D (the gradient of the causal scores):
@@ -93,20 +107,20 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from lablib.kernels.gated_linear_attention import _check_log_decay, _chunk_decays, _load_gates
-from lablib.kernels.linear_attention import (
-    _check_chunk_size,
-    _initial_state_fp32,
-    _DTYPES,
-    _LAUNCH,
+from lablib.kernels._base import (
     INTERPRETED,
+    ChunkFunction,
+    Launch,
+    _apply,
+    _check_chunk_size,
+    _check_per_step,
     _check_qkv,
+    _check_values,
     _dot,
-    _dot_precision,
     _load_tile,
     _store_tile,
-    _tiles,
 )
+from lablib.kernels.gated_linear_attention import _check_log_decay, _chunk_decays, _load_gates
 
 __all__ = ["chunk_delta_rule", "INTERPRETED", "BETA_MAX"]
 
@@ -133,6 +147,20 @@ def _decays(log_decay, rows, T, t_in_chunk, BT: tl.constexpr):
 
 
 @triton.jit
+def _key_products(q, k, rows, T, scale, D_K: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
+                  DOT_PRECISION: tl.constexpr):
+    """(K K^T, Q' K^T) of one chunk (BT x BT each), summed over the key dim one block of BK at a time."""
+    KK = tl.zeros([BT, BT], dtype=tl.float32)
+    QK = tl.zeros([BT, BT], dtype=tl.float32)
+    for k0 in range(0, D_K, BK):
+        kcols = k0 + tl.arange(0, BK)
+        K = _load_tile(k, rows, kcols, T, D_K)
+        KK += _dot(K, tl.trans(K), DOT_PRECISION)
+        QK += _dot(_load_tile(q, rows, kcols, T, D_K) * scale, tl.trans(K), DOT_PRECISION)
+    return KK, QK
+
+
+@triton.jit
 def _inverse_unit_lower(L, t_in_chunk, BT: tl.constexpr):
     """(I + L)^{-1} for a strictly lower-triangular (BT x BT) L, by forward substitution.
 
@@ -150,13 +178,12 @@ def _inverse_unit_lower(L, t_in_chunk, BT: tl.constexpr):
 
 
 @triton.jit
-def _ut_transform(K, beta_c, D, strict, t_in_chunk, BT: tl.constexpr, DOT_PRECISION: tl.constexpr):
-    """For one chunk: (K K^T * D, L, M, T) with L = strict_lower(diag(beta) (K K^T * D)),
+def _ut_transform(KKD, beta_c, strict, t_in_chunk, BT: tl.constexpr):
+    """From one chunk's decayed Gram matrix K K^T * D: (L, M, T) with L = strict_lower(diag(beta) (K K^T * D)),
     M = (I + L)^{-1} and T = M diag(beta)."""
-    KKD = _dot(K, tl.trans(K), DOT_PRECISION) * D  # 0 above the diagonal (D is)
     L = tl.where(strict, beta_c[:, None] * KKD, 0.0)
     M = _inverse_unit_lower(L, t_in_chunk, BT)
-    return KKD, L, M, M * beta_c[None, :]
+    return L, M, M * beta_c[None, :]
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,9 +194,8 @@ def _ut_transform(K, beta_c, D, strict, t_in_chunk, BT: tl.constexpr, DOT_PRECIS
 @triton.jit
 def _delta_fwd_kernel(
     q, k, v, beta, log_decay, o,  # (B*H, T, D_K) x2, (B*H, T, D_V), (B*H, T) fp32, (B*H, T) fp32 or None, o
-    initial_state, final_state,  # (B*H, D_K, D_V) fp32, or None
-    chunk_states,  # (B*H, n_chunks, D_K, D_V) fp32: the state entering each chunk, or None
-    scale, T,
+    states,  # (B*H, N_SLOTS, D_K, D_V) fp32: slot c % N_SLOTS, the state entering chunk c (slot 0: S_0, from the host)
+    scale, T, N_SLOTS,
     D_K: tl.constexpr, D_V: tl.constexpr,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
@@ -183,43 +209,47 @@ def _delta_fwd_kernel(
     beta += bh * T
     if log_decay is not None:
         log_decay += bh * T
-    n_chunks = tl.cdiv(T, BT)
-    if chunk_states is not None:
-        chunk_states += bh * n_chunks * D_K * D_V
+    states += bh * N_SLOTS * D_K * D_V
 
     t_in_chunk = tl.arange(0, BT)
-    kcols = tl.arange(0, BK)
     vcols = vb * BV + tl.arange(0, BV)
     strict = t_in_chunk[:, None] > t_in_chunk[None, :]
 
-    if initial_state is not None:
-        S = _load_tile(initial_state + bh * D_K * D_V, kcols, vcols, D_K, D_V)
-    else:
-        S = tl.zeros([BK, BV], dtype=tl.float32)
-
-    for c in range(0, n_chunks):
-        if chunk_states is not None:  # for the backward: the state entering chunk c
-            _store_tile(chunk_states + c * D_K * D_V, kcols, vcols, D_K, D_V, S)
+    for c in range(0, tl.cdiv(T, BT)):
+        S_in = states + (c % N_SLOTS) * D_K * D_V  # the state entering this chunk (this program's columns) ...
+        S_out = states + ((c + 1) % N_SLOTS) * D_K * D_V  # ... and the one leaving it
         rows = c * BT + t_in_chunk
-        Q = _load_tile(q, rows, kcols, T, D_K) * scale
-        K = _load_tile(k, rows, kcols, T, D_K)
         V = _load_tile(v, rows, vcols, T, D_V)
         beta_c = tl.load(beta + rows, mask=rows < T, other=0.0)  # padding: beta = 0, writes nothing
         D, decay_in, decay_to_end, decay_chunk = _decays(log_decay, rows, T, t_in_chunk, BT)
 
-        _, _, _, Tm = _ut_transform(K, beta_c, D, strict, t_in_chunk, BT, DOT_PRECISION)
-        W = _dot(Tm, K * decay_in[:, None], DOT_PRECISION)  # (BT, BK)
-        U = _dot(Tm, V, DOT_PRECISION)  # (BT, BV)
-        R = U - _dot(W, S, DOT_PRECISION)  # pseudo-values, this block's columns
+        KK, QK = _key_products(q, k, rows, T, scale, D_K, BT, BK, DOT_PRECISION)
+        _, _, Tm = _ut_transform(KK * D, beta_c, strict, t_in_chunk, BT)
 
-        scores = _dot(Q, tl.trans(K), DOT_PRECISION) * D
-        O = _dot(Q * decay_in[:, None], S, DOT_PRECISION) + _dot(scores, R, DOT_PRECISION)
+        # Pseudo-values R = T V - W S_0 (W = T (g * K)) and the state's part of O, (Q' * g) S_0:
+        # both sums over the key dim, one block of BK key columns at a time.
+        R = _dot(Tm, V, DOT_PRECISION)  # (BT, BV)
+        O = tl.zeros([BT, BV], dtype=tl.float32)
+        for k0 in range(0, D_K, BK):
+            kcols = k0 + tl.arange(0, BK)
+            K = _load_tile(k, rows, kcols, T, D_K)
+            Q = _load_tile(q, rows, kcols, T, D_K) * scale
+            S = _load_tile(S_in, kcols, vcols, D_K, D_V)
+            W = _dot(Tm, K * decay_in[:, None], DOT_PRECISION)  # (BT, BK)
+            R -= _dot(W, S, DOT_PRECISION)
+            O += _dot(Q * decay_in[:, None], S, DOT_PRECISION)
+
+        O += _dot(QK * D, R, DOT_PRECISION)  # this chunk: gated linear attention with values R
         _store_tile(o, rows, vcols, T, D_V, O)
 
-        S = S * decay_chunk + _dot(tl.trans(K * decay_to_end[:, None]), R, DOT_PRECISION)
-
-    if final_state is not None:
-        _store_tile(final_state + bh * D_K * D_V, kcols, vcols, D_K, D_V, S)
+        # The state leaving the chunk, key block by key block, into the next slot.
+        for k0 in range(0, D_K, BK):
+            kcols = k0 + tl.arange(0, BK)
+            K = _load_tile(k, rows, kcols, T, D_K)
+            S = _load_tile(S_in, kcols, vcols, D_K, D_V)
+            S = S * decay_chunk + _dot(tl.trans(K * decay_to_end[:, None]), R, DOT_PRECISION)
+            _store_tile(S_out, kcols, vcols, D_K, D_V, S)
+        tl.debug_barrier()  # the next chunk reads S_out, written by all of this program's threads
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,10 +260,10 @@ def _delta_fwd_kernel(
 @triton.jit
 def _delta_bwd_kernel(
     q, k, v, beta, log_decay, do,  # as the forward's inputs; do (B*H, T, D_V)
-    chunk_states,  # (B*H, n_chunks, D_K, D_V) fp32, from the forward
+    states,  # (B*H, n_chunks + 1, D_K, D_V) fp32, from the forward: slot c, the state entering chunk c
+    d_states,  # (B*H, 2, D_K, D_V) fp32: slot i % 2, dS leaving the i-th chunk walked (slot 0: dS_T, from the host)
     dq_partial, dk_partial, dv,  # (NV, B*H, T, D_K) fp32 x2, (B*H, T, D_V)
     dbeta_partial, dlog_partial,  # (NV, B*H, T) fp32; dlog_partial None without gates
-    d_final_state, d_initial_state,  # (B*H, D_K, D_V) fp32, or None
     scale, T,
     D_K: tl.constexpr, D_V: tl.constexpr,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
@@ -249,7 +279,8 @@ def _delta_bwd_kernel(
     dv += bh * T * D_V
     beta += bh * T
     n_chunks = tl.cdiv(T, BT)
-    chunk_states += bh * n_chunks * D_K * D_V
+    states += bh * (n_chunks + 1) * D_K * D_V
+    d_states += bh * 2 * D_K * D_V
     block = vb * tl.num_programs(0) + bh  # this value block's share of the summed gradients
     dq_partial += block * T * D_K
     dk_partial += block * T * D_K
@@ -259,50 +290,45 @@ def _delta_bwd_kernel(
         dlog_partial += block * T
 
     t_in_chunk = tl.arange(0, BT)
-    kcols = tl.arange(0, BK)
     vcols = vb * BV + tl.arange(0, BV)
     strict = t_in_chunk[:, None] > t_in_chunk[None, :]  # [i, j]: i > j
     causal = t_in_chunk[:, None] >= t_in_chunk[None, :]
 
-    if d_final_state is not None:
-        dS = _load_tile(d_final_state + bh * D_K * D_V, kcols, vcols, D_K, D_V)
-    else:
-        dS = tl.zeros([BK, BV], dtype=tl.float32)
-
     for i in range(0, n_chunks):
         c = n_chunks - 1 - i  # last chunk first
+        S0 = states + c * D_K * D_V  # the state entering chunk c
+        dS_in = d_states + (i % 2) * D_K * D_V  # the gradient w.r.t. the state leaving chunk c ...
+        dS_out = d_states + ((i + 1) % 2) * D_K * D_V  # ... and w.r.t. the one entering it
         rows = c * BT + t_in_chunk
         in_seq = rows < T
-        S0 = _load_tile(chunk_states + c * D_K * D_V, kcols, vcols, D_K, D_V)
-        Q = _load_tile(q, rows, kcols, T, D_K) * scale
-        K = _load_tile(k, rows, kcols, T, D_K)
         V = _load_tile(v, rows, vcols, T, D_V)
         dO = _load_tile(do, rows, vcols, T, D_V)
         beta_c = tl.load(beta + rows, mask=in_seq, other=0.0)
         D, decay_in, decay_to_end, decay_chunk = _decays(log_decay, rows, T, t_in_chunk, BT)
 
         # Recompute the forward's chunk quantities from the stored entering state.
-        KKD, L, M, Tm = _ut_transform(K, beta_c, D, strict, t_in_chunk, BT, DOT_PRECISION)
-        Kg = K * decay_in[:, None]
-        Ke = K * decay_to_end[:, None]
-        W = _dot(Tm, Kg, DOT_PRECISION)
-        R = _dot(Tm, V, DOT_PRECISION) - _dot(W, S0, DOT_PRECISION)
-        QK = _dot(Q, tl.trans(K), DOT_PRECISION)
-
-        # O = (Q' g) S0 + (Q'K^T * D) R  and  S1 = g_C S0 + (K e)^T R.
-        dR = _dot(tl.trans(QK * D), dO, DOT_PRECISION) + _dot(Ke, dS, DOT_PRECISION)
+        KK, QK = _key_products(q, k, rows, T, scale, D_K, BT, BK, DOT_PRECISION)
+        KKD = KK * D
+        L, M, Tm = _ut_transform(KKD, beta_c, strict, t_in_chunk, BT)
+        # R = T V - W S0, and dR = (Q'K^T * D)^T dO + (K e) dS (O and S1 = g_C S0 + (K e)^T R read R),
+        # both sums over the key dim.
+        R = _dot(Tm, V, DOT_PRECISION)
+        dR = _dot(tl.trans(QK * D), dO, DOT_PRECISION)
+        for k0 in range(0, D_K, BK):
+            kcols = k0 + tl.arange(0, BK)
+            K = _load_tile(k, rows, kcols, T, D_K)
+            R -= _dot(_dot(Tm, K * decay_in[:, None], DOT_PRECISION), _load_tile(S0, kcols, vcols, D_K, D_V),
+                      DOT_PRECISION)
+            dR += _dot(K * decay_to_end[:, None], _load_tile(dS_in, kcols, vcols, D_K, D_V), DOT_PRECISION)
         dA = _dot(dO, tl.trans(R), DOT_PRECISION) * D  # gradient of the scores Q'K^T (causal, decayed)
-        dO_S0 = _dot(dO, tl.trans(S0), DOT_PRECISION)  # (BT, BK): gradient of Q' g
-        dKe = _dot(R, tl.trans(dS), DOT_PRECISION)  # (BT, BK): gradient of K e
-        dQ = _dot(dA, K, DOT_PRECISION) + dO_S0 * decay_in[:, None]
-        dK = _dot(tl.trans(dA), Q, DOT_PRECISION) + dKe * decay_to_end[:, None]
 
-        # R = U - W S0, U = T V, W = T (g K).
-        dW = -_dot(dR, tl.trans(S0), DOT_PRECISION)
-        dT = _dot(dR, tl.trans(V), DOT_PRECISION) + _dot(dW, tl.trans(Kg), DOT_PRECISION)
+        # R = U - W S0, U = T V, W = T (g K): dV = T^T dR, and dT = dR V^T + dW (g K)^T, dW = -dR S0^T.
         dV = _dot(tl.trans(Tm), dR, DOT_PRECISION)
-        dKg = _dot(tl.trans(Tm), dW, DOT_PRECISION)
-        dK += dKg * decay_in[:, None]
+        dT = _dot(dR, tl.trans(V), DOT_PRECISION)
+        for k0 in range(0, D_K, BK):
+            kcols = k0 + tl.arange(0, BK)
+            dW = -_dot(dR, tl.trans(_load_tile(S0, kcols, vcols, D_K, D_V)), DOT_PRECISION)
+            dT += _dot(dW, tl.trans(_load_tile(k, rows, kcols, T, D_K) * decay_in[:, None]), DOT_PRECISION)
 
         # T = M diag(beta), M = (I + L)^{-1}, L = strict_lower(diag(beta) (K K^T * D)).
         dbeta = tl.sum(dT * M, axis=0)  # [j] = sum_i dT_ij M_ij
@@ -311,10 +337,37 @@ def _delta_bwd_kernel(
         dL = tl.where(strict, dL, 0.0)
         dbeta += tl.sum(dL * KKD, axis=1)
         dKK = dL * beta_c[:, None] * D  # gradient of K K^T, strictly lower
-        dK += _dot(dKK + tl.trans(dKK), K, DOT_PRECISION)
 
-        _store_tile(dq_partial, rows, kcols, T, D_K, dQ * scale)
-        _store_tile(dk_partial, rows, kcols, T, D_K, dK)
+        # Key block by key block: dq, dk, the gradient w.r.t. the entering state, and the sums over
+        # the key dim that d log_decay needs.
+        q_dOS0 = tl.zeros([BT], dtype=tl.float32)  # Q'_i . (dO S0^T)_i
+        k_dKg = tl.zeros([BT], dtype=tl.float32)  # K_i . (T^T dW)_i
+        k_dKe = tl.zeros([BT], dtype=tl.float32)  # K_j . (R dS^T)_j
+        S0_dS = tl.zeros([BK], dtype=tl.float32)  # <S0, dS>, as row sums over the key blocks (added up at the end)
+        for k0 in range(0, D_K, BK):
+            kcols = k0 + tl.arange(0, BK)
+            Q = _load_tile(q, rows, kcols, T, D_K) * scale
+            K = _load_tile(k, rows, kcols, T, D_K)
+            S = _load_tile(S0, kcols, vcols, D_K, D_V)
+            dS = _load_tile(dS_in, kcols, vcols, D_K, D_V)
+            dO_S0 = _dot(dO, tl.trans(S), DOT_PRECISION)  # (BT, BK): gradient of Q' g
+            dKe = _dot(R, tl.trans(dS), DOT_PRECISION)  # (BT, BK): gradient of K e
+            dKg = -_dot(tl.trans(Tm), _dot(dR, tl.trans(S), DOT_PRECISION), DOT_PRECISION)  # T^T dW: gradient of g K
+            dQ = _dot(dA, K, DOT_PRECISION) + dO_S0 * decay_in[:, None]
+            dK = _dot(tl.trans(dA), Q, DOT_PRECISION) + dKe * decay_to_end[:, None] + dKg * decay_in[:, None]
+            dK += _dot(dKK + tl.trans(dKK), K, DOT_PRECISION)
+            _store_tile(dq_partial, rows, kcols, T, D_K, dQ * scale)
+            _store_tile(dk_partial, rows, kcols, T, D_K, dK)
+            q_dOS0 += tl.sum(Q * dO_S0, axis=1)
+            k_dKg += tl.sum(K * dKg, axis=1)
+            k_dKe += tl.sum(K * dKe, axis=1)
+            S0_dS += tl.sum(S * dS, axis=1)
+            # dS_0 = (Q' g)^T dO + g_C dS - W^T dR, carried to the previous chunk.
+            W = _dot(Tm, K * decay_in[:, None], DOT_PRECISION)
+            dS = _dot(tl.trans(Q * decay_in[:, None]), dO, DOT_PRECISION) + dS * decay_chunk
+            dS -= _dot(tl.trans(W), dR, DOT_PRECISION)
+            _store_tile(dS_out, kcols, vcols, D_K, D_V, dS)
+
         _store_tile(dv, rows, vcols, T, D_V, dV)
         tl.store(dbeta_partial + rows, dbeta, mask=in_seq)
 
@@ -324,107 +377,82 @@ def _delta_bwd_kernel(
             before = tl.cumsum(P, axis=1) - P  # [i, s] = sum_{j < s} P_ij
             dlog = tl.sum(tl.where(causal, before, 0.0), axis=0)
             # g_i (i >= s): the reads of S0 and the writes W both carry exp(b_i).
-            via_g = decay_in * (tl.sum(Q * dO_S0, axis=1) + tl.sum(K * dKg, axis=1))
+            via_g = decay_in * (q_dOS0 + k_dKg)
             dlog += tl.sum(tl.where(causal, via_g[:, None], 0.0), axis=0)
             # e_j (j < s): token j's write decays through s to the chunk's end.
-            via_e = decay_to_end * tl.sum(K * dKe, axis=1)
+            via_e = decay_to_end * k_dKe
             dlog += tl.sum(tl.where(strict, via_e[None, :], 0.0), axis=1)
             # g_C (every s): S0 decays through the whole chunk.
-            dlog += decay_chunk * tl.sum(tl.sum(S0 * dS, axis=1), axis=0)
+            dlog += decay_chunk * tl.sum(S0_dS, axis=0)
             tl.store(dlog_partial + rows, dlog, mask=in_seq)
-
-        dS = _dot(tl.trans(Q * decay_in[:, None]), dO, DOT_PRECISION) + dS * decay_chunk
-        dS -= _dot(tl.trans(W), dR, DOT_PRECISION)
-
-    if d_initial_state is not None:
-        _store_tile(d_initial_state + bh * D_K * D_V, kcols, vcols, D_K, D_V, dS)
+        tl.debug_barrier()  # the next (earlier) chunk reads dS_out, written by all of this program's threads
 
 
 # --------------------------------------------------------------------------------------------
-# Host side: checks, launches, autograd
+# Host side: launches and autograd (checks and launch set-up: lablib.kernels._base)
 # --------------------------------------------------------------------------------------------
 
 
 def _check_beta(beta: torch.Tensor, q: torch.Tensor) -> None:
-    B, H, T, _ = q.shape
-    if not isinstance(beta, torch.Tensor):
-        raise TypeError(f"beta must be a tensor of shape (B, H, T) = {(B, H, T)}; got {type(beta).__name__}")
-    if tuple(beta.shape) != (B, H, T):
-        raise ValueError(
-            f"beta must have shape (B, H, T) = {(B, H, T)} to match q {tuple(q.shape)}; got shape {tuple(beta.shape)}"
-        )
-    if beta.dtype not in _DTYPES:
-        raise ValueError(f"beta must be fp32, fp16 or bf16; got {beta.dtype}")
-    if beta.device != q.device:
-        raise ValueError(f"beta must be on q's device {q.device}; got {beta.device}")
-    # One reduction and one sync; NaN fails both comparisons.
-    if beta.numel() and not ((beta >= 0) & (beta <= BETA_MAX)).all():
-        raise ValueError(
-            f"beta must lie in [0, {BETA_MAX:g}] (NaN is not allowed); got min {beta.min().item():.4g}, "
-            f"max {beta.max().item():.4g} in beta of shape {tuple(beta.shape)}"
-        )
+    _check_per_step(beta, q, "beta")
+    # NaN fails both comparisons.
+    _check_values(beta, "beta", (beta >= 0) & (beta <= BETA_MAX), f"lie in [0, {BETA_MAX:g}] (NaN is not allowed)")
+
+
+def _state_slots(q: torch.Tensor, run: Launch, n_slots: int, first: torch.Tensor | None) -> torch.Tensor:
+    """An fp32 (B, H, n_slots, D_k, D_v) buffer of states for a kernel to walk through: slot 0 is
+    ``first`` (zeros for None), the kernel writes the others."""
+    slots = q.new_empty(run.B, run.H, n_slots, run.d_k, run.d_v, dtype=torch.float32)
+    slots[:, :, 0] = 0.0 if first is None else first
+    return slots
 
 
 def _forward(q, k, v, beta, log_decay, initial_state, scale, output_final_state, chunk_size, save_states):
-    B, H, T, d_k = q.shape
-    d_v = v.shape[-1]
-    BK, BV, NV = _tiles(d_k, d_v)
+    run = Launch(q, v, chunk_size, split_keys=False)  # one program walks every key block
+    n_chunks = triton.cdiv(run.T, chunk_size)
+    # The state entering each chunk and S_T, kept for the backward; without it two slots, in turn.
+    n_slots = n_chunks + 1 if save_states else 2
+    states = _state_slots(q, run, n_slots, initial_state)
     o = torch.empty_like(v)
-    final_state = q.new_empty(B, H, d_k, d_v, dtype=torch.float32) if output_final_state else None
-    n_chunks = triton.cdiv(T, chunk_size)
-    chunk_states = q.new_empty(B, H, n_chunks, d_k, d_v, dtype=torch.float32) if save_states else None
-    _delta_fwd_kernel[(B * H, NV)](
-        q, k, v, beta, log_decay, o, initial_state, final_state, chunk_states, scale, T,
-        D_K=d_k, D_V=d_v, BT=chunk_size, BK=BK, BV=BV, DOT_PRECISION=_dot_precision(q.dtype), **_LAUNCH,
-    )
-    return o, final_state, chunk_states
+    _delta_fwd_kernel[run.grid](q, k, v, beta, log_decay, o, states, scale, run.T, n_slots, **run.meta)
+    final_state = states[:, :, n_chunks % n_slots].clone() if output_final_state else None
+    return o, final_state, (states if save_states else None)
 
 
-def _backward(q, k, v, beta, log_decay, do, chunk_states, d_final_state, scale, chunk_size, want_d_initial_state):
-    B, H, T, d_k = q.shape
-    d_v = v.shape[-1]
-    BK, BV, NV = _tiles(d_k, d_v)
-    dq_partial = q.new_empty(NV, B, H, T, d_k, dtype=torch.float32)
-    dk_partial = q.new_empty(NV, B, H, T, d_k, dtype=torch.float32)
+def _backward(q, k, v, beta, log_decay, initial_state, states, *, do, d_final_state, scale, chunk_size,
+              want_d_initial_state):
+    run = Launch(q, v, chunk_size, split_keys=False)
+    NV = run.tiles.NV
+    dq_partial = run.partials(NV, run.d_k)
+    dk_partial = run.partials(NV, run.d_k)
     dv = torch.empty_like(v)
-    dbeta_partial = q.new_empty(NV, B, H, T, dtype=torch.float32)
-    dlog_partial = q.new_empty(NV, B, H, T, dtype=torch.float32) if log_decay is not None else None
-    d_initial_state = q.new_empty(B, H, d_k, d_v, dtype=torch.float32) if want_d_initial_state else None
-    _delta_bwd_kernel[(B * H, NV)](
-        q, k, v, beta, log_decay, do, chunk_states, dq_partial, dk_partial, dv, dbeta_partial, dlog_partial,
-        d_final_state, d_initial_state, scale, T,
-        D_K=d_k, D_V=d_v, BT=chunk_size, BK=BK, BV=BV, DOT_PRECISION=_dot_precision(q.dtype), **_LAUNCH,
+    dbeta_partial = run.partials(NV)
+    dlog_partial = run.partials(NV) if log_decay is not None else None
+    # dS, carried from chunk to chunk in two slots used in turn; it starts as dS_T.
+    d_states = _state_slots(q, run, 2, d_final_state)
+    _delta_bwd_kernel[run.grid](
+        q, k, v, beta, log_decay, do, states, d_states, dq_partial, dk_partial, dv, dbeta_partial, dlog_partial,
+        scale, run.T, **run.meta,
     )
+    n_chunks = triton.cdiv(run.T, chunk_size)
+    d_initial_state = d_states[:, :, n_chunks % 2].clone() if want_d_initial_state else None
     # Add the value blocks' shares (fp32), then round once to the input dtype.
     d_log_decay = dlog_partial.sum(0) if dlog_partial is not None else None
-    return (dq_partial.sum(0).to(q.dtype), dk_partial.sum(0).to(k.dtype), dv, dbeta_partial.sum(0),
-            d_log_decay, d_initial_state)
+    return (run.total(dq_partial, q), run.total(dk_partial, k), dv, dbeta_partial.sum(0), d_log_decay,
+            d_initial_state)
 
 
-class ChunkDeltaRule(torch.autograd.Function):
+class ChunkDeltaRule(ChunkFunction):
     """Autograd wrapper: saves q, k, v, beta, the log gates and the state entering each chunk."""
 
     @staticmethod
-    def forward(ctx, q, k, v, beta, log_decay, initial_state, scale, output_final_state, chunk_size):
-        save_states = any(ctx.needs_input_grad[:6])
-        o, final_state, chunk_states = _forward(
-            q, k, v, beta, log_decay, initial_state, scale, output_final_state, chunk_size, save_states
-        )
-        ctx.save_for_backward(q, k, v, beta, log_decay, chunk_states)
-        ctx.scale, ctx.chunk_size, ctx.has_initial_state = scale, chunk_size, initial_state is not None
-        return o, final_state
+    def kernel_forward(q, k, v, beta, log_decay, initial_state, *, scale, output_final_state, chunk_size,
+                       needs_grad):
+        o, final_state, states = _forward(q, k, v, beta, log_decay, initial_state, scale, output_final_state,
+                                          chunk_size, save_states=needs_grad)
+        return o, final_state, (states,)
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable  # the backward kernel is not differentiable itself
-    def backward(ctx, do, d_final_state):
-        q, k, v, beta, log_decay, chunk_states = ctx.saved_tensors
-        if d_final_state is not None:
-            d_final_state = d_final_state.float().contiguous()
-        dq, dk, dv, dbeta, d_log_decay, d_initial_state = _backward(
-            q, k, v, beta, log_decay, do.contiguous(), chunk_states, d_final_state, ctx.scale, ctx.chunk_size,
-            want_d_initial_state=ctx.has_initial_state and ctx.needs_input_grad[5],
-        )
-        return dq, dk, dv, dbeta, d_log_decay, d_initial_state, None, None, None
+    kernel_backward = staticmethod(_backward)
 
 
 def chunk_delta_rule(
@@ -445,7 +473,7 @@ def chunk_delta_rule(
         S_t = a_t (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T,   a_t = exp(log_decay_t)
         o_t = scale * S_t^T q_t
 
-    q, k: (B, H, T, D_k) with D_k <= 128; v: (B, H, T, D_v); fp32, fp16 or bf16, one dtype.
+    q, k: (B, H, T, D_k) with D_k <= 512; v: (B, H, T, D_v); fp32, fp16 or bf16, one dtype.
     beta: (B, H, T) in [0, 2] (values above 1 give the transition a negative eigenvalue);
         fp32, fp16 or bf16, used in fp32.
     log_decay: (B, H, T), finite and <= 0, or None (no decay: plain DeltaNet); used in fp32.
@@ -454,9 +482,10 @@ def chunk_delta_rule(
     output_final_state: also return S_T, (B, H, D_k, D_v) fp32.
     chunk_size: tokens per chunk, a power of two >= 16 (the triangular solve is a loop over its
         rows, so 16 to 64 are sensible). Default (None): 64 for D_k <= 64, 32 above. Compiled for
-        an H100 (sm_90), the backward kernel at D_k = 128 with chunks of 64 needs 368 KB of shared
-        memory per block, over the 227 KB limit (found by tests/test_kernels_compile.py; 108 KB at
-        chunks of 32), so on CUDA D_k > 64 with chunk_size > 32 raises ValueError.
+        an H100 (sm_90), the backward kernel at D_k = 128 with chunks of 64 needs 272 KB of shared
+        memory per block, over the 227 KB limit (bf16; found by tests/test_kernels_compile.py,
+        which reports the figures: 84 KB at D_k = 512 with chunks of 32), so on CUDA D_k > 64 with
+        chunk_size > 32 raises ValueError.
     normalize_keys: L2-normalize k over D_k first (in PyTorch, so autograd sees it), as
         ``lablib.attention.delta`` does; without it, keep beta ||k||^2 <= 2 or the state can grow.
 
@@ -475,15 +504,10 @@ def chunk_delta_rule(
     if wide_keys and chunk_size > 32 and q.is_cuda:
         raise ValueError(
             f"chunk_size {chunk_size} with D_k = {q.shape[-1]} > {MAX_CHUNK_64_D_K}: the backward kernel would need more "
-            "shared memory than a GPU block has (368 KB at D_k = 128, chunk 64, sm_90); use chunk_size <= 32 or the default"
+            "shared memory than a GPU block has (272 KB at D_k = 128, chunk 64; 227 KB on sm_90); use chunk_size <= 32 "
+            "or the default"
         )
-    initial_state = _initial_state_fp32(initial_state, q, v)
     if normalize_keys:
         k = F.normalize(k.float(), dim=-1, eps=KEY_NORM_EPS).to(k.dtype)
-    scale = 1.0 if scale is None else float(scale)
-    o, final_state = ChunkDeltaRule.apply(
-        q.contiguous(), k.contiguous(), v.contiguous(), beta.float().contiguous(),
-        None if log_decay is None else log_decay.float().contiguous(), initial_state,
-        scale, output_final_state, chunk_size,
-    )
-    return (o, final_state) if output_final_state else o
+    return _apply(ChunkDeltaRule, q, k, v, beta, log_decay, initial_state=initial_state, scale=scale,
+                  output_final_state=output_final_state, chunk_size=chunk_size)

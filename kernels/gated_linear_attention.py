@@ -69,7 +69,7 @@ difference but, left in, costs fp32 rounding of its size: under strong decay it 
 products while the true gradient is ~0 (measured: 3.7e-4 absolute error at gates of -20, D = 128,
 T = 200). So the backward kernels split the diagonal off (it is added to dq, dk elementwise, not
 through a dot) and also write, per token, q_t . dq_t and k_t . dk_t *without* it, one partial per
-value block. The host adds the blocks, takes the reverse cumulative sum in float64 and adds
+(key block, value block). The host adds the blocks, takes the reverse cumulative sum in float64 and adds
 <dS_T, S_T> (from the saved final state): O(T) work per (batch, head), next to the kernels' O(T C D).
 
 Known limitation of d log_decay: one smaller cancellation remains, between <dS_T, S_T> and the
@@ -98,18 +98,16 @@ import torch
 import triton
 import triton.language as tl
 
-from lablib.kernels.linear_attention import (
-    _check_chunk_size,
-    _initial_state_fp32,
-    _DTYPES,
-    _LAUNCH,
+from lablib.kernels._base import (
     INTERPRETED,
+    ChunkFunction,
+    Launch,
+    _apply,
+    _check_log_gate,
     _check_qkv,
     _dot,
-    _dot_precision,
     _load_tile,
     _store_tile,
-    _tiles,
 )
 
 __all__ = ["chunk_scalar_gated_attention", "INTERPRETED"]
@@ -154,7 +152,7 @@ def _chunk_decays(g, t_in_chunk):
 
 @triton.jit
 def _gated_fwd_kernel(
-    q, k, v, log_decay, o,  # (B*H, T, D_K), (B*H, T, D_K), (B*H, T, D_V), (B*H, T) fp32, (B*H, T, D_V)
+    q, k, v, log_decay, o,  # (B*H, T, D_K) x2, (B*H, T, D_V), (B*H, T) fp32, (NK, B*H, T, D_V): o or its shares
     initial_state, final_state,  # (B*H, D_K, D_V) fp32, or None
     scale, T,
     D_K: tl.constexpr, D_V: tl.constexpr,
@@ -163,14 +161,15 @@ def _gated_fwd_kernel(
 ):
     bh = tl.program_id(0).to(tl.int64)  # which (batch, head); int64 so bh * T * D cannot overflow
     vb = tl.program_id(1)  # which block of value columns
+    kb = tl.program_id(2)  # which block of key columns (one block unless D_k > 128)
     q += bh * T * D_K
     k += bh * T * D_K
     v += bh * T * D_V
-    o += bh * T * D_V
+    o += (kb * tl.num_programs(0) + bh) * T * D_V  # this key block's share of o
     log_decay += bh * T
 
     t_in_chunk = tl.arange(0, BT)
-    kcols = tl.arange(0, BK)
+    kcols = kb * BK + tl.arange(0, BK)
     vcols = vb * BV + tl.arange(0, BV)
 
     if initial_state is not None:
@@ -204,7 +203,7 @@ def _gated_fwd_kernel(
 @triton.jit
 def _gated_dq_kernel(
     q, k, v, log_decay, do, dq_partial,  # ..., (B*H, T) fp32, (B*H, T, D_V), (NV, B*H, T, D_K) fp32
-    qdq_partial,  # (NV, B*H, T) fp32: q_t . dq_t without the diagonal term, this block's share
+    qdq_partial,  # (NK * NV, B*H, T) fp32: q_t . dq_t without the diagonal term, this block's share
     initial_state,  # (B*H, D_K, D_V) fp32, or None
     scale, T,
     D_K: tl.constexpr, D_V: tl.constexpr,
@@ -214,6 +213,7 @@ def _gated_dq_kernel(
     """dQ = scale * ((dO S^T) * exp(b) + ((dO V^T) * D) K): the forward loop with dO as the query."""
     bh = tl.program_id(0).to(tl.int64)
     vb = tl.program_id(1)
+    kb = tl.program_id(2)
     q += bh * T * D_K
     k += bh * T * D_K
     v += bh * T * D_V
@@ -221,10 +221,11 @@ def _gated_dq_kernel(
     log_decay += bh * T
     # This value block's share of dq: dq sums over all value columns, the host adds the shares.
     dq_partial += (vb * tl.num_programs(0) + bh) * T * D_K
-    qdq_partial += (vb * tl.num_programs(0) + bh) * T
+    # q_t . dq_t sums over key and value columns: one share per (key block, value block).
+    qdq_partial += ((kb * tl.num_programs(1) + vb) * tl.num_programs(0) + bh) * T
 
     t_in_chunk = tl.arange(0, BT)
-    kcols = tl.arange(0, BK)
+    kcols = kb * BK + tl.arange(0, BK)
     vcols = vb * BV + tl.arange(0, BV)
     diagonal = t_in_chunk[:, None] == t_in_chunk[None, :]
 
@@ -256,8 +257,8 @@ def _gated_dq_kernel(
 @triton.jit
 def _gated_dkdv_kernel(
     q, k, v, log_decay, do,  # (B*H, T, D_K), (B*H, T, D_K), (B*H, T, D_V), (B*H, T) fp32, (B*H, T, D_V)
-    dk_partial, dv,  # (NV, B*H, T, D_K) fp32, (B*H, T, D_V)
-    kdk_partial,  # (NV, B*H, T) fp32: k_t . dk_t without the diagonal term, this block's share
+    dk_partial, dv,  # (NV, B*H, T, D_K) fp32, (NK, B*H, T, D_V): dv or its key-block shares
+    kdk_partial,  # (NK * NV, B*H, T) fp32: k_t . dk_t without the diagonal term, this block's share
     d_final_state, d_initial_state,  # (B*H, D_K, D_V) fp32, or None
     scale, T,
     D_K: tl.constexpr, D_V: tl.constexpr,
@@ -267,21 +268,22 @@ def _gated_dkdv_kernel(
     """dK = (V dS^T) * e + ((V dO^T) * D^T) Q',  dV = (K dS) * e + ((K Q'^T) * D^T) dO,  chunks in reverse."""
     bh = tl.program_id(0).to(tl.int64)
     vb = tl.program_id(1)
+    kb = tl.program_id(2)
     q += bh * T * D_K
     k += bh * T * D_K
     v += bh * T * D_V
     do += bh * T * D_V
-    dv += bh * T * D_V
     log_decay += bh * T
     dk_partial += (vb * tl.num_programs(0) + bh) * T * D_K
-    kdk_partial += (vb * tl.num_programs(0) + bh) * T
+    dv += (kb * tl.num_programs(0) + bh) * T * D_V
+    kdk_partial += ((kb * tl.num_programs(1) + vb) * tl.num_programs(0) + bh) * T
 
     t_in_chunk = tl.arange(0, BT)
-    kcols = tl.arange(0, BK)
+    kcols = kb * BK + tl.arange(0, BK)
     vcols = vb * BV + tl.arange(0, BV)
     diagonal = t_in_chunk[:, None] == t_in_chunk[None, :]
 
-    # dS[:, vcols]: gradient w.r.t. the state leaving the current chunk, from everything after it.
+    # dS[kcols, vcols]: gradient w.r.t. the state leaving the current chunk, from everything after it.
     if d_final_state is not None:
         dS = _load_tile(d_final_state + bh * D_K * D_V, kcols, vcols, D_K, D_V)
     else:
@@ -318,28 +320,8 @@ def _gated_dkdv_kernel(
 
 
 # --------------------------------------------------------------------------------------------
-# Host side: checks, launches, autograd
+# Host side: launches and autograd (checks and launch set-up: lablib.kernels._base)
 # --------------------------------------------------------------------------------------------
-
-
-def _check_log_gate(gate: torch.Tensor, q: torch.Tensor, name: str, per_key: bool = False) -> None:
-    """A log gate: shape (B, H, T), or (B, H, T, D_k) with ``per_key`` (GLA); fp32/fp16/bf16; q's device; finite, <= 0."""
-    B, H, T, d_k = q.shape
-    want, dims = ((B, H, T, d_k), "(B, H, T, D_k)") if per_key else ((B, H, T), "(B, H, T)")
-    if not isinstance(gate, torch.Tensor):
-        raise TypeError(f"{name} must be a tensor of shape {dims} = {want}; got {type(gate).__name__}")
-    if tuple(gate.shape) != want:
-        raise ValueError(f"{name} must have shape {dims} = {want} to match q {tuple(q.shape)}; got shape {tuple(gate.shape)}")
-    if gate.dtype not in _DTYPES:
-        raise ValueError(f"{name} must be fp32, fp16 or bf16; got {gate.dtype}")
-    if gate.device != q.device:
-        raise ValueError(f"{name} must be on q's device {q.device}; got {gate.device}")
-    # One reduction and one sync: x <= 0 is False for NaN and +inf, x > -inf for -inf and NaN.
-    if gate.numel() and not ((gate <= 0) & (gate > float("-inf"))).all():
-        raise ValueError(
-            f"{name} must be finite and <= 0 (a decay exp({name}) in (0, 1]); got max "
-            f"{gate.max().item():.4g}, min {gate.min().item():.4g} in {name} of shape {tuple(gate.shape)}"
-        )
 
 
 def _check_log_decay(log_decay: torch.Tensor, q: torch.Tensor) -> None:
@@ -347,37 +329,30 @@ def _check_log_decay(log_decay: torch.Tensor, q: torch.Tensor) -> None:
 
 
 def _forward(q, k, v, log_decay, initial_state, scale, output_final_state, chunk_size):
-    B, H, T, d_k = q.shape
-    d_v = v.shape[-1]
-    BK, BV, NV = _tiles(d_k, d_v)
-    o = torch.empty_like(v)
-    final_state = q.new_empty(B, H, d_k, d_v, dtype=torch.float32) if output_final_state else None
-    _gated_fwd_kernel[(B * H, NV)](
-        q, k, v, log_decay, o, initial_state, final_state, scale, T,
-        D_K=d_k, D_V=d_v, BT=chunk_size, BK=BK, BV=BV, DOT_PRECISION=_dot_precision(q.dtype), **_LAUNCH,
-    )
-    return o, final_state
+    run = Launch(q, v, chunk_size)
+    o = run.shares(v)
+    final_state = run.state(wanted=output_final_state)
+    _gated_fwd_kernel[run.grid](q, k, v, log_decay, o, initial_state, final_state, scale, run.T, **run.meta)
+    return run.total(o, v), final_state
 
 
-def _backward(q, k, v, log_decay, do, initial_state, final_state, d_final_state, scale, chunk_size,
+def _backward(q, k, v, log_decay, initial_state, final_state, *, do, d_final_state, scale, chunk_size,
               want_d_initial_state):
-    B, H, T, d_k = q.shape
-    d_v = v.shape[-1]
-    BK, BV, NV = _tiles(d_k, d_v)
-    meta = dict(D_K=d_k, D_V=d_v, BT=chunk_size, BK=BK, BV=BV, DOT_PRECISION=_dot_precision(q.dtype), **_LAUNCH)
+    run = Launch(q, v, chunk_size)
+    blocks = run.tiles.NK * run.tiles.NV
+    dq_partial = run.partials(run.tiles.NV, run.d_k)
+    qdq_partial = run.partials(blocks)
+    _gated_dq_kernel[run.grid](q, k, v, log_decay, do, dq_partial, qdq_partial, initial_state, scale, run.T,
+                               **run.meta)
 
-    dq_partial = q.new_empty(NV, B, H, T, d_k, dtype=torch.float32)
-    qdq_partial = q.new_empty(NV, B, H, T, dtype=torch.float32)
-    _gated_dq_kernel[(B * H, NV)](q, k, v, log_decay, do, dq_partial, qdq_partial, initial_state, scale, T, **meta)
-
-    dk_partial = q.new_empty(NV, B, H, T, d_k, dtype=torch.float32)
-    kdk_partial = q.new_empty(NV, B, H, T, dtype=torch.float32)
-    dv = torch.empty_like(v)
-    d_initial_state = q.new_empty(B, H, d_k, d_v, dtype=torch.float32) if want_d_initial_state else None
-    _gated_dkdv_kernel[(B * H, NV)](
-        q, k, v, log_decay, do, dk_partial, dv, kdk_partial, d_final_state, d_initial_state, scale, T, **meta
+    dk_partial = run.partials(run.tiles.NV, run.d_k)
+    kdk_partial = run.partials(blocks)
+    dv = run.shares(v)
+    d_initial_state = run.state(wanted=want_d_initial_state)
+    _gated_dkdv_kernel[run.grid](
+        q, k, v, log_decay, do, dk_partial, dv, kdk_partial, d_final_state, d_initial_state, scale, run.T,
+        **run.meta,
     )
-    dq, dk = dq_partial.sum(0), dk_partial.sum(0)  # fp32: the value blocks' shares added
 
     # d log_decay_t = sum_{s >= t} (q_s . dq_s - k_s . dk_s) + <dS_T, S_T> (module docstring), with
     # the diagonal terms left out of both dot products by the kernels; reverse cumsum in float64.
@@ -385,31 +360,19 @@ def _backward(q, k, v, log_decay, do, initial_state, final_state, d_final_state,
     d_log_decay = per_step.double().flip(-1).cumsum(-1).flip(-1)
     if d_final_state is not None:
         d_log_decay += (d_final_state.double() * final_state.double()).sum((-2, -1))[..., None]
-    return dq.to(q.dtype), dk.to(k.dtype), dv, d_log_decay.float(), d_initial_state
+    return (run.total(dq_partial, q), run.total(dk_partial, k), run.total(dv, v), d_log_decay.float(),
+            d_initial_state)
 
 
-class ChunkScalarGatedAttention(torch.autograd.Function):
+class ChunkScalarGatedAttention(ChunkFunction):
     """Autograd wrapper: saves q, k, v, the log gates (and S_0, S_T); recomputes states in backward."""
 
     @staticmethod
-    def forward(ctx, q, k, v, log_decay, initial_state, scale, output_final_state, chunk_size):
+    def kernel_forward(q, k, v, log_decay, initial_state, *, scale, output_final_state, chunk_size, needs_grad):
         o, final_state = _forward(q, k, v, log_decay, initial_state, scale, output_final_state, chunk_size)
-        ctx.save_for_backward(q, k, v, log_decay, initial_state, final_state)
-        ctx.scale, ctx.chunk_size = scale, chunk_size
-        return o, final_state
+        return o, final_state, (final_state,)
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable  # the backward kernels are not differentiable themselves
-    def backward(ctx, do, d_final_state):
-        q, k, v, log_decay, initial_state, final_state = ctx.saved_tensors
-        if d_final_state is not None:
-            d_final_state = d_final_state.float().contiguous()
-        dq, dk, dv, d_log_decay, d_initial_state = _backward(
-            q, k, v, log_decay, do.contiguous(), initial_state, final_state, d_final_state,
-            ctx.scale, ctx.chunk_size,
-            want_d_initial_state=initial_state is not None and ctx.needs_input_grad[4],
-        )
-        return dq, dk, dv, d_log_decay, d_initial_state, None, None, None
+    kernel_backward = staticmethod(_backward)
 
 
 def chunk_scalar_gated_attention(
@@ -427,7 +390,7 @@ def chunk_scalar_gated_attention(
 
         S_t = exp(log_decay_t) S_{t-1} + k_t v_t^T,   o_t = scale * S_t^T q_t
 
-    q, k: (B, H, T, D_k) with D_k <= 128; v: (B, H, T, D_v); fp32, fp16 or bf16, one dtype.
+    q, k: (B, H, T, D_k) with D_k <= 512; v: (B, H, T, D_v); fp32, fp16 or bf16, one dtype.
     log_decay: (B, H, T), finite and <= 0; fp32, fp16 or bf16 (need not match q; it is used in
         fp32, and fp32 is advisable: a bf16 log gate near 0 is coarse).
     scale: multiplies q (default 1.0: apply feature maps and scaling before calling).
@@ -442,11 +405,5 @@ def chunk_scalar_gated_attention(
     """
     _check_qkv(q, k, v)
     _check_log_decay(log_decay, q)
-    _check_chunk_size(chunk_size)
-    initial_state = _initial_state_fp32(initial_state, q, v)
-    scale = 1.0 if scale is None else float(scale)
-    o, final_state = ChunkScalarGatedAttention.apply(
-        q.contiguous(), k.contiguous(), v.contiguous(), log_decay.float().contiguous(), initial_state,
-        scale, output_final_state, chunk_size,
-    )
-    return (o, final_state) if output_final_state else o
+    return _apply(ChunkScalarGatedAttention, q, k, v, log_decay, initial_state=initial_state, scale=scale,
+                  output_final_state=output_final_state, chunk_size=chunk_size)

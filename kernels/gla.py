@@ -70,6 +70,14 @@ diagonal block one column at a time; it forms dA sub-block by sub-block, summing
 columns, so it is not split by value block. The walks write one partial dQ, dK per value block
 (each sums over its columns of D_v) and the host adds them.
 
+Key blocks. The decay is per key dim, and row d of the state only ever sees key dim d, so, as in
+the ungated kernel, wide keys (D_k > 128, up to 512) are split into blocks of BK = 128 that are
+programs of their own (the last grid axis of every kernel). A, a sum over the key dim, is then
+built as one share per key block, A = sum_kb A_kb, and the walk of key block kb uses its own
+share: its part of O, (Q' * exp(b))[:, kb] S[kb, :] + A_kb V, sums over the key blocks to O (and
+A_kb^T dO to the A^T dO of dV), so A is never added up on the host. dq, dk and d log_alpha are
+per key dim and need no shares.
+
 The gate gradient needs no kernel: the scalar kernel's identity holds per key dim d. Every term
 of o_i carries exp(B_id) with q_id, every term built from k_j v_j^T carries exp(-B_jd) with k_jd,
 and S_T[d, :] carries exp(B_Td) (B: whole-sequence cumulative log decay), so
@@ -122,18 +130,17 @@ import torch
 import triton
 import triton.language as tl
 
-from lablib.kernels.gated_linear_attention import _check_log_gate
-from lablib.kernels.linear_attention import (
-    _check_chunk_size,
-    _initial_state_fp32,
+from lablib.kernels._base import (
     _LAUNCH,
     INTERPRETED,
+    ChunkFunction,
+    Launch,
+    _apply,
+    _check_log_gate,
     _check_qkv,
     _dot,
-    _dot_precision,
     _load_tile,
     _store_tile,
-    _tiles,
 )
 
 __all__ = ["chunk_gla", "INTERPRETED"]
@@ -200,23 +207,25 @@ def _value_scores(do, v, rows_i, rows_j, T, D_V: tl.constexpr, BC: tl.constexpr,
 
 @triton.jit
 def _gla_intra_scores_kernel(
-    q, k, log_alpha, A,  # (B*H, T, D_K) x3 (log_alpha fp32), (B*H, T, BT) fp32, zero-filled
+    q, k, log_alpha, A,  # (B*H, T, D_K) x3 (log_alpha fp32), (NK, B*H, T, BT) fp32, zero-filled
     scale, T,
     D_K: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
 ):
-    """Row strip I of a chunk's scores, A[I, :] = sum_d q'_id k_jd exp(b_id - b_jd) for j <= i."""
+    """Row strip I of a chunk's scores, A[I, :] = sum_d q'_id k_jd exp(b_id - b_jd) for j <= i,
+    summed over this program's key block d (one share of A per key block)."""
     bh = tl.program_id(0).to(tl.int64)
     sub = tl.program_id(1)  # which sub-chunk of the sequence: I
+    kb = tl.program_id(2)  # which block of key dims
     q += bh * T * D_K
     k += bh * T * D_K
     log_alpha += bh * T * D_K
-    A += bh * T * BT
+    A += (kb * tl.num_programs(0) + bh) * T * BT
 
     first = sub * BC  # I's first row
     i_in_chunk = sub % (BT // BC)  # I's place in its chunk: the sub-chunks before it are the J < I
     t = tl.arange(0, BC)
-    kcols = tl.arange(0, BK)
+    kcols = kb * BK + tl.arange(0, BK)
     rows = first + t
     Q = _load_tile(q, rows, kcols, T, D_K) * scale
     cum_I, after_I, total_I = _block_gates(log_alpha, first, t, kcols, T, D_K, BC)
@@ -247,25 +256,27 @@ def _gla_intra_scores_kernel(
 
 @triton.jit
 def _gla_fwd_kernel(
-    q, k, v, log_alpha, A, o,  # (B*H, T, D_K) x2, (B*H, T, D_V), (B*H, T, D_K) fp32, (B*H, T, BT) fp32, o
+    q, k, v, log_alpha, A, o,  # (B*H, T, D_K) x2, (B*H, T, D_V), (B*H, T, D_K) fp32, (NK, B*H, T, BT) fp32,
+    # and (NK, B*H, T, D_V): o, or its key-block shares
     initial_state, final_state,  # (B*H, D_K, D_V) fp32, or None
     scale, T,
     D_K: tl.constexpr, D_V: tl.constexpr,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
 ):
-    """O = (Q' * exp(b)) S + A V per chunk, S <- diag(exp(b_last)) S + (K * exp(L))^T V."""
+    """O = (Q' * exp(b)) S + A V per chunk, S <- diag(exp(b_last)) S + (K * exp(L))^T V (one key block's share)."""
     bh = tl.program_id(0).to(tl.int64)
     vb = tl.program_id(1)
+    kb = tl.program_id(2)
     q += bh * T * D_K
     k += bh * T * D_K
     v += bh * T * D_V
-    o += bh * T * D_V
+    o += (kb * tl.num_programs(0) + bh) * T * D_V
     log_alpha += bh * T * D_K
-    A += bh * T * BT
+    A += (kb * tl.num_programs(0) + bh) * T * BT  # this key block's share of the scores
 
     t_in_chunk = tl.arange(0, BT)
-    kcols = tl.arange(0, BK)
+    kcols = kb * BK + tl.arange(0, BK)
     vcols = vb * BV + tl.arange(0, BV)
 
     if initial_state is not None:
@@ -307,6 +318,7 @@ def _gla_dq_inter_kernel(
     """The state terms of dQ, scale * (dO S^T) * exp(b), replaying the forward walk; one share per value block."""
     bh = tl.program_id(0).to(tl.int64)
     vb = tl.program_id(1)
+    kb = tl.program_id(2)
     k += bh * T * D_K
     v += bh * T * D_V
     do += bh * T * D_V
@@ -314,7 +326,7 @@ def _gla_dq_inter_kernel(
     dq_partial += (vb * tl.num_programs(0) + bh) * T * D_K
 
     t_in_chunk = tl.arange(0, BT)
-    kcols = tl.arange(0, BK)
+    kcols = kb * BK + tl.arange(0, BK)
     vcols = vb * BV + tl.arange(0, BV)
 
     if initial_state is not None:
@@ -338,7 +350,7 @@ def _gla_dq_inter_kernel(
 @triton.jit
 def _gla_dkdv_kernel(
     q, k, v, log_alpha, A, do,  # as in the forward, and (B*H, T, D_V)
-    dk_partial, dv,  # (NV, B*H, T, D_K) fp32, (B*H, T, D_V)
+    dk_partial, dv,  # (NV, B*H, T, D_K) fp32, (NK, B*H, T, D_V): dv, or its key-block shares
     d_final_state, d_initial_state,  # (B*H, D_K, D_V) fp32, or None
     scale, T,
     D_K: tl.constexpr, D_V: tl.constexpr,
@@ -348,17 +360,18 @@ def _gla_dkdv_kernel(
     """dV = (K * exp(L)) dS + A^T dO and the state terms of dK, (V dS^T) * exp(L); chunks in reverse."""
     bh = tl.program_id(0).to(tl.int64)
     vb = tl.program_id(1)
+    kb = tl.program_id(2)
     q += bh * T * D_K
     k += bh * T * D_K
     v += bh * T * D_V
     do += bh * T * D_V
-    dv += bh * T * D_V
+    dv += (kb * tl.num_programs(0) + bh) * T * D_V  # with A's share of key block kb: dv's share
     log_alpha += bh * T * D_K
-    A += bh * T * BT
+    A += (kb * tl.num_programs(0) + bh) * T * BT
     dk_partial += (vb * tl.num_programs(0) + bh) * T * D_K
 
     t_in_chunk = tl.arange(0, BT)
-    kcols = tl.arange(0, BK)
+    kcols = kb * BK + tl.arange(0, BK)
     vcols = vb * BV + tl.arange(0, BV)
 
     # dS[:, vcols]: gradient w.r.t. the state leaving the current chunk, from everything after it.
@@ -400,9 +413,10 @@ def _gla_intra_grad_kernel(
     DOT_PRECISION: tl.constexpr,
 ):
     """For sub-chunk I: dq_id = scale sum_{j < i} dA_ij k_jd e_ijd,  dk_jd = sum_{i > j} dA_ij q'_id e_ijd
-    (e: the decay from j to i; both sums within the chunk), built as A was."""
+    (e: the decay from j to i; both sums within the chunk), built as A was, for this key block's d."""
     bh = tl.program_id(0).to(tl.int64)
     sub = tl.program_id(1)
+    kb = tl.program_id(2)
     q += bh * T * D_K
     k += bh * T * D_K
     v += bh * T * D_V
@@ -416,7 +430,7 @@ def _gla_intra_grad_kernel(
     # Sub-chunks of this chunk that hold rows < T: the later ones J that read I's keys.
     n_sub = tl.minimum(BT // BC, i_in_chunk + tl.cdiv(T - first, BC))
     t = tl.arange(0, BC)
-    kcols = tl.arange(0, BK)
+    kcols = kb * BK + tl.arange(0, BK)
     rows = first + t
     Q = _load_tile(q, rows, kcols, T, D_K) * scale
     cum_I, after_I, total_I = _block_gates(log_alpha, first, t, kcols, T, D_K, BC)
@@ -469,49 +483,44 @@ def _check_log_alpha(log_alpha: torch.Tensor, q: torch.Tensor) -> None:
     _check_log_gate(log_alpha, q, "log_alpha", per_key=True)
 
 
+def _sub_chunk_grid(run: Launch) -> tuple[int, int, int]:
+    """(B*H, sub-chunks of the sequence, key blocks): the intra-chunk kernels run every sub-chunk at once."""
+    return run.grid[0], triton.cdiv(run.T, SUB_CHUNK), run.grid[2]
+
+
 def _forward(q, k, v, log_alpha, initial_state, scale, output_final_state, chunk_size):
-    B, H, T, d_k = q.shape
-    d_v = v.shape[-1]
-    BK, BV, NV = _tiles(d_k, d_v)
-    precision = _dot_precision(q.dtype)
+    run = Launch(q, v, chunk_size)
     # Entries above the diagonal blocks (later sub-chunks of the chunk) are never written: zeros.
-    A = q.new_zeros(B, H, T, chunk_size, dtype=torch.float32)
-    if T > 0:
-        _gla_intra_scores_kernel[(B * H, triton.cdiv(T, SUB_CHUNK))](
-            q, k, log_alpha, A, scale, T,
-            D_K=d_k, BT=chunk_size, BC=SUB_CHUNK, BK=BK, DOT_PRECISION=precision, **_LAUNCH,
+    A = q.new_zeros(run.tiles.NK, run.B, run.H, run.T, chunk_size, dtype=torch.float32)  # a share per key block
+    if run.T > 0:
+        _gla_intra_scores_kernel[_sub_chunk_grid(run)](
+            q, k, log_alpha, A, scale, run.T,
+            D_K=run.d_k, BT=chunk_size, BC=SUB_CHUNK, BK=run.tiles.BK, DOT_PRECISION=run.precision, **_LAUNCH,
         )
-    o = torch.empty_like(v)
-    final_state = q.new_empty(B, H, d_k, d_v, dtype=torch.float32) if output_final_state else None
-    _gla_fwd_kernel[(B * H, NV)](
-        q, k, v, log_alpha, A, o, initial_state, final_state, scale, T,
-        D_K=d_k, D_V=d_v, BT=chunk_size, BK=BK, BV=BV, DOT_PRECISION=precision, **_LAUNCH,
-    )
-    return o, final_state, A
+    o = run.shares(v)
+    final_state = run.state(wanted=output_final_state)
+    _gla_fwd_kernel[run.grid](q, k, v, log_alpha, A, o, initial_state, final_state, scale, run.T, **run.meta)
+    return run.total(o, v), final_state, A
 
 
-def _backward(q, k, v, log_alpha, A, do, initial_state, final_state, d_final_state, scale, chunk_size,
+def _backward(q, k, v, log_alpha, initial_state, A, final_state, *, do, d_final_state, scale, chunk_size,
               want_d_initial_state):
-    B, H, T, d_k = q.shape
-    d_v = v.shape[-1]
-    BK, BV, NV = _tiles(d_k, d_v)
-    meta = dict(D_K=d_k, D_V=d_v, BT=chunk_size, BK=BK, BV=BV, DOT_PRECISION=_dot_precision(q.dtype), **_LAUNCH)
+    run = Launch(q, v, chunk_size)
+    dq_partial = run.partials(run.tiles.NV, run.d_k)
+    _gla_dq_inter_kernel[run.grid](k, v, log_alpha, do, dq_partial, initial_state, scale, run.T, **run.meta)
 
-    dq_partial = q.new_empty(NV, B, H, T, d_k, dtype=torch.float32)
-    _gla_dq_inter_kernel[(B * H, NV)](k, v, log_alpha, do, dq_partial, initial_state, scale, T, **meta)
-
-    dk_partial = q.new_empty(NV, B, H, T, d_k, dtype=torch.float32)
-    dv = torch.empty_like(v)
-    d_initial_state = q.new_empty(B, H, d_k, d_v, dtype=torch.float32) if want_d_initial_state else None
-    _gla_dkdv_kernel[(B * H, NV)](
-        q, k, v, log_alpha, A, do, dk_partial, dv, d_final_state, d_initial_state, scale, T, **meta
+    dk_partial = run.partials(run.tiles.NV, run.d_k)
+    dv = run.shares(v)
+    d_initial_state = run.state(wanted=want_d_initial_state)
+    _gla_dkdv_kernel[run.grid](
+        q, k, v, log_alpha, A, do, dk_partial, dv, d_final_state, d_initial_state, scale, run.T, **run.meta
     )
 
     dq_intra = torch.zeros_like(dq_partial[0])
     dk_intra = torch.zeros_like(dk_partial[0])
-    if T > 0:
-        _gla_intra_grad_kernel[(B * H, triton.cdiv(T, SUB_CHUNK))](
-            q, k, v, log_alpha, do, dq_intra, dk_intra, scale, T, BC=SUB_CHUNK, **meta
+    if run.T > 0:
+        _gla_intra_grad_kernel[_sub_chunk_grid(run)](
+            q, k, v, log_alpha, do, dq_intra, dk_intra, scale, run.T, BC=SUB_CHUNK, **run.meta
         )
     # Without token t's own key (decay 1): the value blocks' shares added, in fp32.
     dq = dq_partial.sum(0) + dq_intra
@@ -529,32 +538,19 @@ def _backward(q, k, v, log_alpha, A, do, initial_state, final_state, d_final_sta
     own = scale * (v.float() * do.float()).sum(-1, keepdim=True)  # (B, H, T, 1): scale v_t . dO_t
     dq += own * kf
     dk += own * qf
-    return dq.to(q.dtype), dk.to(k.dtype), dv, d_log_alpha.float(), d_initial_state
+    return dq.to(q.dtype), dk.to(k.dtype), run.total(dv, v), d_log_alpha.float(), d_initial_state
 
 
-class ChunkGLA(torch.autograd.Function):
+class ChunkGLA(ChunkFunction):
     """Autograd wrapper: saves q, k, v, the log gates, the intra-chunk scores A (and S_0, S_T);
     recomputes the states in backward."""
 
     @staticmethod
-    def forward(ctx, q, k, v, log_alpha, initial_state, scale, output_final_state, chunk_size):
+    def kernel_forward(q, k, v, log_alpha, initial_state, *, scale, output_final_state, chunk_size, needs_grad):
         o, final_state, A = _forward(q, k, v, log_alpha, initial_state, scale, output_final_state, chunk_size)
-        ctx.save_for_backward(q, k, v, log_alpha, A, initial_state, final_state)
-        ctx.scale, ctx.chunk_size = scale, chunk_size
-        return o, final_state
+        return o, final_state, (A, final_state)
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable  # the backward kernels are not differentiable themselves
-    def backward(ctx, do, d_final_state):
-        q, k, v, log_alpha, A, initial_state, final_state = ctx.saved_tensors
-        if d_final_state is not None:
-            d_final_state = d_final_state.float().contiguous()
-        dq, dk, dv, d_log_alpha, d_initial_state = _backward(
-            q, k, v, log_alpha, A, do.contiguous(), initial_state, final_state, d_final_state,
-            ctx.scale, ctx.chunk_size,
-            want_d_initial_state=initial_state is not None and ctx.needs_input_grad[4],
-        )
-        return dq, dk, dv, d_log_alpha, d_initial_state, None, None, None
+    kernel_backward = staticmethod(_backward)
 
 
 def chunk_gla(
@@ -572,7 +568,7 @@ def chunk_gla(
 
         S_t = diag(exp(log_alpha_t)) S_{t-1} + k_t v_t^T,   o_t = scale * S_t^T q_t
 
-    q, k: (B, H, T, D_k) with D_k <= 128; v: (B, H, T, D_v); fp32, fp16 or bf16, one dtype.
+    q, k: (B, H, T, D_k) with D_k <= 512; v: (B, H, T, D_v); fp32, fp16 or bf16, one dtype.
     log_alpha: (B, H, T, D_k), finite and <= 0; fp32, fp16 or bf16 (need not match q; it is used
         in fp32, and fp32 is advisable: a bf16 log gate near 0 is coarse).
     scale: multiplies q (default 1.0: apply feature maps and scaling before calling).
@@ -587,11 +583,5 @@ def chunk_gla(
     """
     _check_qkv(q, k, v)
     _check_log_alpha(log_alpha, q)
-    _check_chunk_size(chunk_size)
-    initial_state = _initial_state_fp32(initial_state, q, v)
-    scale = 1.0 if scale is None else float(scale)
-    o, final_state = ChunkGLA.apply(
-        q.contiguous(), k.contiguous(), v.contiguous(), log_alpha.float().contiguous(), initial_state,
-        scale, output_final_state, chunk_size,
-    )
-    return (o, final_state) if output_final_state else o
+    return _apply(ChunkGLA, q, k, v, log_alpha, initial_state=initial_state, scale=scale,
+                  output_final_state=output_final_state, chunk_size=chunk_size)

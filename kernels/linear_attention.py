@@ -17,12 +17,17 @@ Why chunks. Token by token, the recurrence is T dependent rank-1 updates, each f
 to keep a GPU busy. A chunk turns each step into (C x D) @ (D x D) and (C x C) @ (C x D) matrix
 products, which is what tensor cores are built for, and leaves only T / C sequential steps.
 
-Tiling: what each program instance owns. One program owns one (batch, head) pair and one block
-of BV value columns. It keeps those columns of the state, S[:, block] (a BK x BV fp32 tile, BK
-covering all of D_k), in registers for the whole sequence; walks over the chunks in time order;
-and writes O[..., block]. Column j of O needs only column j of S, so value blocks never
-interact: the grid is (B * H, cdiv(D_v, BV)), no program reads what another writes, and time is
-the only sequential axis.
+Tiling: what each program instance owns. One program owns one (batch, head) pair, one block
+of BV value columns and one block of BK key columns. It keeps its tile of the state,
+S[key block, value block] (a BK x BV fp32 tile), in registers for the whole sequence; walks over
+the chunks in time order; and writes its share of O[..., value block]. Column j of O needs only
+column j of S, so value blocks never interact; and row d of S only ever receives key dim d, so
+key blocks never interact either: O = sum over key blocks of (Q S + tril(Q K^T) V) restricted
+to that block's key columns. The grid is (B * H, cdiv(D_v, BV), cdiv(D_k, BK)), no program reads
+what another writes, and time is the only sequential axis. Up to D_k = 128 there is one key
+block (BK covers all of D_k) and O is written directly; wider keys (up to 512) give one fp32
+share of O per key block, which the host adds (``lablib.kernels._base``, where the tiling,
+checks and launch set-up of all four attention kernels live).
 
 Ragged sizes. ``tl.arange`` needs a power-of-two length, so every tile is rounded up (the last
 chunk to BT rows, D_k to BK, D_v to BV) and the loads past the tensor's edge read 0. Zeros are
@@ -50,7 +55,8 @@ after this one (initialised from dS_T), and computes, with Q' = scale * Q,
 
 The dS left after the first chunk is d(S_0). Both backward kernels use the forward's tiling; dq
 and dk are sums over all of D_v, so each value block writes a partial sum and PyTorch adds the
-blocks (one block, nothing to add, whenever D_v <= 64).
+blocks (one block, nothing to add, whenever D_v <= 64); dv is a sum over all of D_k, so with
+more than one key block it is written as shares too.
 
 Precision. Tiles are loaded as fp32 and every product accumulates in fp32, as does the state.
 fp32 inputs use IEEE fp32 dots, so they agree with a float64 reference to ~1e-6; fp16 and
@@ -68,42 +74,23 @@ import torch
 import triton
 import triton.language as tl
 
-from lablib._checks import check_qkv
+from lablib.kernels._base import (  # noqa: F401  (MAX_D_K, MAX_BV, _tiles: this module's limits and tiles, as before)
+    _LAUNCH,
+    INTERPRETED,
+    MAX_BV,
+    MAX_D_K,
+    ChunkFunction,
+    Launch,
+    _apply,
+    _check_qkv,
+    _check_state,
+    _dot,
+    _load_tile,
+    _store_tile,
+    _tiles,
+)
 
 __all__ = ["chunk_linear_attention", "fused_recurrent_step", "INTERPRETED"]
-
-# Triton picks compiled or interpreted when each @triton.jit below runs, i.e. at import.
-INTERPRETED: bool = triton.knobs.runtime.interpret
-
-MAX_D_K = 128  # the whole key dim lives in one tile: BK x BV state, BT x BK query and key tiles
-MAX_BV = 64  # value columns per program; wider D_v is split over programs
-
-
-# --------------------------------------------------------------------------------------------
-# Tile helpers. Every matrix is row-major and contiguous, so element (r, c) of an
-# (n_rows x n_cols) matrix sits at base + r * n_cols + c.
-# --------------------------------------------------------------------------------------------
-
-
-@triton.jit
-def _load_tile(base, rows, cols, n_rows, n_cols):
-    """base[rows, cols] as an fp32 tile; entries outside the (n_rows x n_cols) matrix read as 0."""
-    mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
-    tile = tl.load(base + rows[:, None] * n_cols + cols[None, :], mask=mask, other=0.0)
-    return tile.to(tl.float32)
-
-
-@triton.jit
-def _dot(a, b, precision: tl.constexpr):
-    """a @ b accumulated in fp32; precision "ieee" (exact fp32 products) or "tf32" (tensor cores)."""
-    return tl.dot(a, b, input_precision=precision)
-
-
-@triton.jit
-def _store_tile(base, rows, cols, n_rows, n_cols, tile):
-    """Write tile to base[rows, cols] in base's dtype, skipping entries outside the matrix."""
-    mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
-    tl.store(base + rows[:, None] * n_cols + cols[None, :], tile.to(base.dtype.element_ty), mask=mask)
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,7 +100,7 @@ def _store_tile(base, rows, cols, n_rows, n_cols, tile):
 
 @triton.jit
 def _chunk_fwd_kernel(
-    q, k, v, o,  # (B*H, T, D_K), (B*H, T, D_K), (B*H, T, D_V), (B*H, T, D_V)
+    q, k, v, o,  # (B*H, T, D_K) x2, (B*H, T, D_V), and o (B*H, T, D_V) or its key-block shares (NK, B*H, T, D_V) fp32
     initial_state, final_state,  # (B*H, D_K, D_V) fp32, or None
     scale, T,
     D_K: tl.constexpr, D_V: tl.constexpr,
@@ -122,18 +109,19 @@ def _chunk_fwd_kernel(
 ):
     bh = tl.program_id(0).to(tl.int64)  # which (batch, head); int64 so bh * T * D cannot overflow
     vb = tl.program_id(1)  # which block of value columns
-    # Move every pointer to this (batch, head)'s matrices.
+    kb = tl.program_id(2)  # which block of key columns (one block unless D_k > 128)
+    # Move every pointer to this (batch, head)'s matrices, and o to this key block's share.
     q += bh * T * D_K
     k += bh * T * D_K
     v += bh * T * D_V
-    o += bh * T * D_V
+    o += (kb * tl.num_programs(0) + bh) * T * D_V
 
     t_in_chunk = tl.arange(0, BT)
-    kcols = tl.arange(0, BK)  # all key columns (padded to BK)
+    kcols = kb * BK + tl.arange(0, BK)  # this program's key columns (padded to BK)
     vcols = vb * BV + tl.arange(0, BV)  # this program's value columns
     causal = t_in_chunk[:, None] >= t_in_chunk[None, :]  # query i sees keys j <= i
 
-    # The running state S[:, vcols], in registers for the whole sequence.
+    # The running state S[kcols, vcols], in registers for the whole sequence.
     if initial_state is not None:
         S = _load_tile(initial_state + bh * D_K * D_V, kcols, vcols, D_K, D_V)
     else:
@@ -145,7 +133,7 @@ def _chunk_fwd_kernel(
         K = _load_tile(k, rows, kcols, T, D_K)
         V = _load_tile(v, rows, vcols, T, D_V)
 
-        scores = _dot(Q, tl.trans(K), DOT_PRECISION)  # (BT, BT)
+        scores = _dot(Q, tl.trans(K), DOT_PRECISION)  # (BT, BT): this key block's part of Q K^T
         scores = tl.where(causal, scores, 0.0)
         # Past chunks through the state, plus this chunk in parallel (quadratic) form.
         O = _dot(Q, S, DOT_PRECISION) + _dot(scores, V, DOT_PRECISION)
@@ -175,6 +163,7 @@ def _chunk_dq_kernel(
     """dQ = scale * (dO S^T + tril(dO V^T) K): the forward loop with dO in the role of Q."""
     bh = tl.program_id(0).to(tl.int64)
     vb = tl.program_id(1)
+    kb = tl.program_id(2)
     k += bh * T * D_K
     v += bh * T * D_V
     do += bh * T * D_V
@@ -182,7 +171,7 @@ def _chunk_dq_kernel(
     dq_partial += (vb * tl.num_programs(0) + bh) * T * D_K
 
     t_in_chunk = tl.arange(0, BT)
-    kcols = tl.arange(0, BK)
+    kcols = kb * BK + tl.arange(0, BK)
     vcols = vb * BV + tl.arange(0, BV)
     causal = t_in_chunk[:, None] >= t_in_chunk[None, :]
 
@@ -208,7 +197,7 @@ def _chunk_dq_kernel(
 @triton.jit
 def _chunk_dkdv_kernel(
     q, k, v, do,  # (B*H, T, D_K), (B*H, T, D_K), (B*H, T, D_V), (B*H, T, D_V)
-    dk_partial, dv,  # (NV, B*H, T, D_K) fp32, (B*H, T, D_V)
+    dk_partial, dv,  # (NV, B*H, T, D_K) fp32, (NK, B*H, T, D_V): dv, or its key-block shares
     d_final_state, d_initial_state,  # (B*H, D_K, D_V) fp32, or None
     scale, T,
     D_K: tl.constexpr, D_V: tl.constexpr,
@@ -218,20 +207,21 @@ def _chunk_dkdv_kernel(
     """dK = V dS^T + triu(V dO^T) Q',  dV = K dS + triu(K Q'^T) dO,  chunks in reverse time order."""
     bh = tl.program_id(0).to(tl.int64)
     vb = tl.program_id(1)
+    kb = tl.program_id(2)
     q += bh * T * D_K
     k += bh * T * D_K
     v += bh * T * D_V
     do += bh * T * D_V
-    dv += bh * T * D_V
     dk_partial += (vb * tl.num_programs(0) + bh) * T * D_K
+    dv += (kb * tl.num_programs(0) + bh) * T * D_V  # dv sums over all key columns: one share per key block
 
     t_in_chunk = tl.arange(0, BT)
-    kcols = tl.arange(0, BK)
+    kcols = kb * BK + tl.arange(0, BK)
     vcols = vb * BV + tl.arange(0, BV)
     # The transposed causal mask: key/value j receives gradient from the queries i >= j.
     anticausal = t_in_chunk[:, None] <= t_in_chunk[None, :]
 
-    # dS[:, vcols]: gradient of the loss w.r.t. the state, from everything after this chunk.
+    # dS[kcols, vcols]: gradient of the loss w.r.t. the state, from everything after this chunk.
     if d_final_state is not None:
         dS = _load_tile(d_final_state + bh * D_K * D_V, kcols, vcols, D_K, D_V)
     else:
@@ -268,14 +258,15 @@ def _chunk_dkdv_kernel(
 
 @triton.jit
 def _recurrent_step_kernel(
-    q, k, v, o,  # (B*H, D_K), (B*H, D_K), (B*H, D_V), (B*H, D_V)
+    q, k, v, o,  # (B*H, D_K), (B*H, D_K), (B*H, D_V), (NK, B*H, D_V): o, or its key-block shares
     state, new_state,  # (B*H, D_K, D_V) fp32
     scale,
     D_K: tl.constexpr, D_V: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
 ):
     bh = tl.program_id(0).to(tl.int64)
     vb = tl.program_id(1)
-    kcols = tl.arange(0, BK)
+    kb = tl.program_id(2)
+    kcols = kb * BK + tl.arange(0, BK)
     vcols = vb * BV + tl.arange(0, BV)
     kmask, vmask = kcols < D_K, vcols < D_V
 
@@ -284,138 +275,51 @@ def _recurrent_step_kernel(
     v_t = tl.load(v + bh * D_V + vcols, mask=vmask, other=0.0).to(tl.float32)
     S = _load_tile(state + bh * D_K * D_V, kcols, vcols, D_K, D_V)
 
-    # One token is a rank-1 update and a matrix-vector product: no tl.dot, so any D works.
+    # One token is a rank-1 update and a matrix-vector product: no tl.dot.
     S += k_t[:, None] * v_t[None, :]  # absorb first: o_t attends to k_t itself
-    o_t = tl.sum(q_t[:, None] * S, axis=0)  # S^T q_t
+    o_t = tl.sum(q_t[:, None] * S, axis=0)  # this key block's part of S^T q_t
 
-    tl.store(o + bh * D_V + vcols, o_t.to(o.dtype.element_ty), mask=vmask)
+    tl.store(o + (kb * tl.num_programs(0) + bh) * D_V + vcols, o_t.to(o.dtype.element_ty), mask=vmask)
     _store_tile(new_state + bh * D_K * D_V, kcols, vcols, D_K, D_V, S)
 
 
 # --------------------------------------------------------------------------------------------
-# Host side: checks, launches, autograd
+# Host side: launches and autograd (checks and launch set-up: lablib.kernels._base)
 # --------------------------------------------------------------------------------------------
-
-_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
-
-def _check_runnable(x: torch.Tensor) -> None:
-    if x.device.type == "cpu" and not INTERPRETED:
-        raise RuntimeError(
-            "lablib.kernels runs Triton kernels, which need a CUDA tensor; on the CPU set "
-            "TRITON_INTERPRET=1 before importing lablib.kernels (the Triton interpreter, slow), "
-            "or use the PyTorch forms in lablib.attention"
-        )
-
-
-def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
-    """lablib._checks.check_qkv's shape checks, without its NaN scan (a full read and a sync), plus
-    what the kernel itself needs (dtype, tile size, one device, a way to run)."""
-    check_qkv(q, k, v, causal=True, check_values=False)
-    if not (q.dtype == k.dtype == v.dtype) or q.dtype not in _DTYPES:
-        raise ValueError(f"q, k, v must share a dtype, one of fp32, fp16, bf16; got {q.dtype}, {k.dtype}, {v.dtype}")
-    if q.shape[-1] > MAX_D_K:
-        raise ValueError(f"the key dim D_k must be at most {MAX_D_K} (one tile); got q {tuple(q.shape)}")
-    if not (q.device == k.device == v.device):
-        raise ValueError(f"q, k, v must be on one device; got {q.device}, {k.device}, {v.device}")
-    _check_runnable(q)
-
-
-def _check_state(state: torch.Tensor, q: torch.Tensor, v: torch.Tensor, name: str) -> None:
-    B, H, _, d_k = q.shape
-    want = (B, H, d_k, v.shape[-1])
-    if not isinstance(state, torch.Tensor):
-        raise TypeError(f"{name} must be a tensor of shape (B, H, D_k, D_v) = {want}; got {type(state).__name__}")
-    if tuple(state.shape) != want:
-        raise ValueError(f"{name} must have shape (B, H, D_k, D_v) = {want}; got shape {tuple(state.shape)}")
-    if state.device != q.device:
-        raise ValueError(f"{name} must be on q's device {q.device}; got {state.device}")
-
-
-def _tiles(d_k: int, d_v: int) -> tuple[int, int, int]:
-    """(BK, BV, number of value blocks). tl.dot needs every tile side >= 16."""
-    BK = max(16, triton.next_power_of_2(d_k))
-    BV = min(MAX_BV, max(16, triton.next_power_of_2(d_v)))
-    return BK, BV, triton.cdiv(d_v, BV)
-
-
-def _dot_precision(dtype: torch.dtype) -> str:
-    return "ieee" if dtype == torch.float32 else "tf32"
-
-
-# No software pipelining of the chunk loop (num_stages=1). Pipelining would prefetch the next
-# chunks' tiles into shared memory, one copy per stage: with fp32 tiles and D_k = 128, the
-# default three stages need ~290 KB of shared memory per program, more than an H100 has (227 KB).
-_LAUNCH = dict(num_warps=4, num_stages=1)
 
 
 def _forward(q, k, v, initial_state, scale, output_final_state, chunk_size):
-    B, H, T, d_k = q.shape
-    d_v = v.shape[-1]
-    BK, BV, NV = _tiles(d_k, d_v)
-    o = torch.empty_like(v)
-    final_state = q.new_empty(B, H, d_k, d_v, dtype=torch.float32) if output_final_state else None
-    _chunk_fwd_kernel[(B * H, NV)](
-        q, k, v, o, initial_state, final_state, scale, T,
-        D_K=d_k, D_V=d_v, BT=chunk_size, BK=BK, BV=BV, DOT_PRECISION=_dot_precision(q.dtype), **_LAUNCH,
+    run = Launch(q, v, chunk_size)  # sizes, tiles, grid (B * H, value blocks, key blocks), meta-parameters
+    o = run.shares(v)  # o itself, or one fp32 share of it per key block when D_k > 128
+    final_state = run.state(wanted=output_final_state)
+    _chunk_fwd_kernel[run.grid](q, k, v, o, initial_state, final_state, scale, run.T, **run.meta)
+    return run.total(o, v), final_state
+
+
+def _backward(q, k, v, initial_state, *, do, d_final_state, scale, chunk_size, want_d_initial_state):
+    run = Launch(q, v, chunk_size)
+    dq_partial = run.partials(run.tiles.NV, run.d_k)
+    _chunk_dq_kernel[run.grid](k, v, do, dq_partial, initial_state, scale, run.T, **run.meta)
+
+    dk_partial = run.partials(run.tiles.NV, run.d_k)
+    dv = run.shares(v)
+    d_initial_state = run.state(wanted=want_d_initial_state)
+    _chunk_dkdv_kernel[run.grid](
+        q, k, v, do, dk_partial, dv, d_final_state, d_initial_state, scale, run.T, **run.meta
     )
-    return o, final_state
+    # Add the blocks' shares (in fp32), then round once to the input dtype.
+    return run.total(dq_partial, q), run.total(dk_partial, k), run.total(dv, v), d_initial_state
 
 
-def _backward(q, k, v, do, initial_state, d_final_state, scale, chunk_size, want_d_initial_state):
-    B, H, T, d_k = q.shape
-    d_v = v.shape[-1]
-    BK, BV, NV = _tiles(d_k, d_v)
-    meta = dict(D_K=d_k, D_V=d_v, BT=chunk_size, BK=BK, BV=BV, DOT_PRECISION=_dot_precision(q.dtype), **_LAUNCH)
-
-    dq_partial = q.new_empty(NV, B, H, T, d_k, dtype=torch.float32)
-    _chunk_dq_kernel[(B * H, NV)](k, v, do, dq_partial, initial_state, scale, T, **meta)
-
-    dk_partial = q.new_empty(NV, B, H, T, d_k, dtype=torch.float32)
-    dv = torch.empty_like(v)
-    d_initial_state = q.new_empty(B, H, d_k, d_v, dtype=torch.float32) if want_d_initial_state else None
-    _chunk_dkdv_kernel[(B * H, NV)](
-        q, k, v, do, dk_partial, dv, d_final_state, d_initial_state, scale, T, **meta
-    )
-    # Add the value blocks' shares of dq and dk (in fp32), then round once to the input dtype.
-    return dq_partial.sum(0).to(q.dtype), dk_partial.sum(0).to(k.dtype), dv, d_initial_state
-
-
-class ChunkLinearAttention(torch.autograd.Function):
+class ChunkLinearAttention(ChunkFunction):
     """Autograd wrapper: saves q, k, v (and S_0) and recomputes the states in backward."""
 
     @staticmethod
-    def forward(ctx, q, k, v, initial_state, scale, output_final_state, chunk_size):
+    def kernel_forward(q, k, v, initial_state, *, scale, output_final_state, chunk_size, needs_grad):
         o, final_state = _forward(q, k, v, initial_state, scale, output_final_state, chunk_size)
-        ctx.save_for_backward(q, k, v, initial_state)
-        ctx.scale, ctx.chunk_size = scale, chunk_size
-        return o, final_state
+        return o, final_state, ()
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable  # the backward kernels are not differentiable themselves
-    def backward(ctx, do, d_final_state):
-        q, k, v, initial_state = ctx.saved_tensors
-        if d_final_state is not None:
-            d_final_state = d_final_state.float().contiguous()
-        dq, dk, dv, d_initial_state = _backward(
-            q, k, v, do.contiguous(), initial_state, d_final_state, ctx.scale, ctx.chunk_size,
-            want_d_initial_state=initial_state is not None and ctx.needs_input_grad[3],
-        )
-        return dq, dk, dv, d_initial_state, None, None, None
-
-
-def _check_chunk_size(chunk_size) -> None:
-    """Chunks are tl.dot tile sides: a power of two >= 16."""
-    if not isinstance(chunk_size, int) or chunk_size < 16 or chunk_size & (chunk_size - 1):
-        raise ValueError(f"chunk_size must be a power of two >= 16 (a tl.dot tile side); got {chunk_size!r}")
-
-
-def _initial_state_fp32(initial_state, q: torch.Tensor, v: torch.Tensor):
-    """Check an initial state (B, H, D_k, D_v) and return it as contiguous fp32 (None stays None)."""
-    if initial_state is None:
-        return None
-    _check_state(initial_state, q, v, "initial_state")
-    return initial_state.float().contiguous()  # differentiable: autograd sees the cast
+    kernel_backward = staticmethod(_backward)
 
 
 def chunk_linear_attention(
@@ -430,7 +334,7 @@ def chunk_linear_attention(
 ):
     """Causal linear attention o_t = scale * S_t^T q_t, S_t = S_{t-1} + k_t v_t^T, chunkwise in Triton.
 
-    q, k: (B, H, T, D_k) with D_k <= 128; v: (B, H, T, D_v); fp32, fp16 or bf16, one dtype.
+    q, k: (B, H, T, D_k) with D_k <= 512; v: (B, H, T, D_v); fp32, fp16 or bf16, one dtype.
     scale: multiplies q (default 1.0: apply feature maps and scaling before calling).
     initial_state: (B, H, D_k, D_v), the state S_0 from an earlier prefix (kept in fp32).
     output_final_state: also return S_T, (B, H, D_k, D_v) fp32.
@@ -440,13 +344,8 @@ def chunk_linear_attention(
     and initial_state, including through final_state.
     """
     _check_qkv(q, k, v)
-    _check_chunk_size(chunk_size)
-    initial_state = _initial_state_fp32(initial_state, q, v)
-    scale = 1.0 if scale is None else float(scale)
-    o, final_state = ChunkLinearAttention.apply(
-        q.contiguous(), k.contiguous(), v.contiguous(), initial_state, scale, output_final_state, chunk_size
-    )
-    return (o, final_state) if output_final_state else o
+    return _apply(ChunkLinearAttention, q, k, v, initial_state=initial_state, scale=scale,
+                  output_final_state=output_final_state, chunk_size=chunk_size)
 
 
 def fused_recurrent_step(
@@ -454,22 +353,20 @@ def fused_recurrent_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One decoding step: S' = S + k_t v_t^T, o_t = scale * S'^T q_t, in a single kernel.
 
-    q_t, k_t: (B, H, 1, D_k); v_t: (B, H, 1, D_v); state: (B, H, D_k, D_v), kept in fp32.
-    Returns (o_t (B, H, 1, D_v) in the input dtype, new_state (B, H, D_k, D_v) fp32); ``state``
-    itself is not modified. Forward only (decoding needs no gradients).
+    q_t, k_t: (B, H, 1, D_k) with D_k <= 512; v_t: (B, H, 1, D_v); state: (B, H, D_k, D_v), kept in
+    fp32. Returns (o_t (B, H, 1, D_v) in the input dtype, new_state (B, H, D_k, D_v) fp32);
+    ``state`` itself is not modified. Forward only (decoding needs no gradients).
     """
     _check_qkv(q_t, k_t, v_t)
     if q_t.shape[2] != 1:
         raise ValueError(f"q_t, k_t, v_t must hold one token, shape (B, H, 1, D); got q_t {tuple(q_t.shape)}")
     _check_state(state, q_t, v_t, "state")
-    B, H, _, d_k = q_t.shape
-    d_v = v_t.shape[-1]
+    run = Launch(q_t, v_t, chunk_size=1)
     state = state.float().contiguous()
-    o_t = torch.empty_like(v_t)
+    o_t = run.shares(v_t)
     new_state = torch.empty_like(state)
-    BK, BV = triton.next_power_of_2(d_k), min(MAX_BV, triton.next_power_of_2(d_v))
-    _recurrent_step_kernel[(B * H, triton.cdiv(d_v, BV))](
+    _recurrent_step_kernel[run.grid](
         q_t.contiguous(), k_t.contiguous(), v_t.contiguous(), o_t, state, new_state, float(scale),
-        D_K=d_k, D_V=d_v, BK=BK, BV=BV, **_LAUNCH,
+        D_K=run.d_k, D_V=run.d_v, BK=run.tiles.BK, BV=run.tiles.BV, **_LAUNCH,
     )
-    return o_t, new_state
+    return run.total(o_t, v_t), new_state

@@ -83,10 +83,9 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["diagonal_scan", "INTERPRETED"]
+from lablib.kernels._base import INTERPRETED, _check_runnable
 
-# Triton picks compiled or interpreted when each @triton.jit below runs, i.e. at import.
-INTERPRETED: bool = triton.knobs.runtime.interpret
+__all__ = ["diagonal_scan", "INTERPRETED"]
 
 MAX_CHUNK = 1024  # BT x BN tiles live in registers
 
@@ -327,15 +326,6 @@ def _block_n(n: int, is_complex: bool) -> int:
     return min(16 if is_complex else 32, triton.next_power_of_2(n))
 
 
-def _check_runnable(x: torch.Tensor) -> None:
-    if x.device.type == "cpu" and not INTERPRETED:
-        raise RuntimeError(
-            "lablib.kernels runs Triton kernels, which need a CUDA tensor; on the CPU set "
-            "TRITON_INTERPRET=1 before importing lablib.kernels (the Triton interpreter, slow), "
-            "or use the PyTorch forms in lablib.koopman.recurrence"
-        )
-
-
 def _check_inputs(lmbda, x, h0, chunk_size) -> torch.dtype:
     """Shape, dtype and device checks (ValueError); returns the output dtype. No NaN scan: a full
     read of the inputs (and a GPU sync) would cost as much as the kernel itself."""
@@ -368,7 +358,7 @@ def _check_inputs(lmbda, x, h0, chunk_size) -> torch.dtype:
     if (not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or not 1 <= chunk_size <= MAX_CHUNK
             or chunk_size & (chunk_size - 1)):
         raise ValueError(f"chunk_size must be a power of two from 1 to {MAX_CHUNK}; got {chunk_size!r}")
-    _check_runnable(x)
+    _check_runnable(x, pytorch_forms="lablib.koopman.recurrence")
     dtype = torch.promote_types(lmbda.dtype, x.dtype)
     return dtype if h0 is None else torch.promote_types(dtype, h0.dtype)
 

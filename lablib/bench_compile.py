@@ -142,15 +142,16 @@ def _recorder():
 @contextlib.contextmanager
 def _host_code_on_cpu(device: torch.device):
     """Let our host code and the bench's fla adapter accept CPU tensors without the interpreter (no kernel runs)."""
-    import lablib.kernels.linear_attention as la
+    import lablib.kernels._base as base  # the flag the kernels' host checks read
+    import lablib.kernels.linear_attention as la  # the one lablib.bench reads
 
-    saved = la.INTERPRETED, bench.FLA_NEEDS_CUDA
+    saved = base.INTERPRETED, la.INTERPRETED, bench.FLA_NEEDS_CUDA
     if device.type != "cuda":
-        la.INTERPRETED, bench.FLA_NEEDS_CUDA = True, False
+        base.INTERPRETED, la.INTERPRETED, bench.FLA_NEEDS_CUDA = True, True, False
     try:
         yield
     finally:
-        la.INTERPRETED, bench.FLA_NEEDS_CUDA = saved
+        base.INTERPRETED, la.INTERPRETED, bench.FLA_NEEDS_CUDA = saved
 
 
 def _short_length(T: int, chunk: int) -> int:

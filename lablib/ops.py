@@ -21,7 +21,7 @@ actually ran is always on the result (``out, state, backend = ops.gla(...)`` unp
 Backends (``backend=``):
 
 * ``"auto"`` (default): ``"triton"`` for CUDA tensors when Triton is installed and the kernel
-  takes the input (dtype fp32, fp16 or bf16, and complex64 for the scan; key dim <= 128);
+  takes the input (dtype fp32, fp16 or bf16, and complex64 for the scan; key dim <= 512);
   ``"vectorized"`` everywhere else (CPU, MPS, float64, wide keys). Never the interpreter.
 * ``"triton"``: the kernels in ``lablib.kernels``, compiled on CUDA. On CPU tensors they run in
   the Triton interpreter (slow; for tests), which must be switched on by ``TRITON_INTERPRET=1``
@@ -86,7 +86,7 @@ _KERNEL_MODULES = {
 }
 _KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _SCAN_KERNEL_DTYPES = _KERNEL_DTYPES + (torch.complex64,)
-KERNEL_MAX_D_K = 128  # the attention kernels keep all of D_k in one tile
+KERNEL_MAX_D_K = 512  # the attention kernels' widest key dim (four key blocks of 128: lablib.kernels._base.MAX_D_K)
 
 
 class OpResult(NamedTuple):
@@ -119,7 +119,7 @@ def select_backend(
     ``"auto"`` resolves as the module docstring says: "triton" on CUDA when Triton is installed and
     the kernel takes the dtype and d_k (None: not checked), else "vectorized". A named backend is
     returned as is after checking it can run: ``"triton"`` needs Triton and, off CUDA, the
-    interpreter (RuntimeError otherwise). Needs no tensors, so it can be asked about a CUDA
+    interpreter (RuntimeError otherwise), and an attention op's kernel takes d_k <= 512 (ValueError). Needs no tensors, so it can be asked about a CUDA
     device on a machine without one. ValueError for an unknown op or backend.
     """
     if op not in BACKENDS:
@@ -132,6 +132,11 @@ def select_backend(
         fits = (dtype is None or dtype in dtypes) and (d_k is None or op == "diagonal_scan" or d_k <= KERNEL_MAX_D_K)
         return "triton" if device.type == "cuda" and fits and _triton_installed() else "vectorized"
     if backend == "triton":
+        if d_k is not None and op != "diagonal_scan" and d_k > KERNEL_MAX_D_K:
+            raise ValueError(
+                f"backend='triton': the {op} kernel takes key dims D_k up to {KERNEL_MAX_D_K}; got D_k = {d_k} "
+                "(backend='auto' picks the vectorized PyTorch form for wider keys)"
+            )
         if not _triton_installed():
             raise RuntimeError("backend='triton' needs the triton package (pip install triton; Linux only)")
         if device.type != "cuda":

@@ -5,7 +5,7 @@
 * cosFormer: the definition, the sin/cos identity phi(q_i).phi(k_j) = relu(q).relu(k) cos(pi(i-j)/2M),
   and a sequence continued in pieces (with ``at(offset)``) equal to one call.
 * Hedgehog: identity-like init, and distillation lowers the cross-entropy to softmax's weights.
-* Every map: lablib.attention's reference = the Triton kernel (interpreted; feature dim <= 128)
+* Every map: lablib.attention's reference = the Triton kernel (interpreted), also with feature dims over 128
   = every ops backend = lablib.layers.LinearAttention, whose step-by-step decoding equals its forward.
 """
 
@@ -261,6 +261,32 @@ def test_every_map_agrees_across_reference_kernel_ops(name):
     assert_agree(kernel_out, ref, 1e-5, f"{name}: Triton kernel on phi(q), phi(k)")
     for backend in ("triton", "vectorized", "chunkwise", "recurrent"):
         r = ops.linear_attention(q, k, v, feature_map=fm, normalize=normalize, chunk_size=16, backend=backend)
+        assert r.backend == backend
+        assert_agree(r.out, ref, 1e-5, f"{name}: ops backend={backend}")
+
+
+# Maps whose feature dim is wider than one key tile (128): the kernels loop over key blocks.
+WIDE_MAPS = {  # name: (map, key dim of q and k, feature dim)
+    "taylor on 16-d keys": (lambda: "taylor", 16, 1 + 16 + 16 * 16),  # 273: Based's map on its 16-d keys
+    "performer m=160": (lambda: PerformerFeatureMap(D_SMALL, 160, seed=3, scale=D_SMALL ** -0.25), D_SMALL, 160),
+    "hedgehog F=96": (lambda: HedgehogFeatureMap(2, D_SMALL, 96), D_SMALL, 192),
+}
+
+
+@needs_kernel
+@pytest.mark.parametrize("name", list(WIDE_MAPS))
+def test_maps_wider_than_a_key_tile_agree_across_reference_kernel_ops(name):
+    make, d_k, n_features = WIDE_MAPS[name]
+    fm = make()
+    if isinstance(fm, torch.nn.Module):
+        fm = fm.to(DEVICE)
+    q, k = (gaussian(1, 2, 13, d_k, seed=s).to(DEVICE) * 0.5 for s in (50, 51))
+    v = gaussian(1, 2, 13, 6, seed=52).to(DEVICE)
+    phi = resolve_feature_map(fm)
+    assert phi(q).shape[-1] == n_features > 128, f"{name}: expected {n_features} features (> 128), got {phi(q).shape[-1]}"
+    ref = linear_attention_reference(q, k, v, feature_map=fm, normalize=True)
+    for backend in ("triton", "vectorized"):
+        r = ops.linear_attention(q, k, v, feature_map=fm, normalize=True, chunk_size=16, backend=backend)
         assert r.backend == backend
         assert_agree(r.out, ref, 1e-5, f"{name}: ops backend={backend}")
 

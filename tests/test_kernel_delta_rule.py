@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-import lablib.kernels.linear_attention as ungated_module  # noqa: E402
+import lablib.kernels._base as base_module  # noqa: E402
 from lablib.attention import random_qkv  # noqa: E402
 from lablib.attention.delta import delta_rule_chunkwise, delta_rule_recurrent  # noqa: E402
 from lablib.kernels.delta_rule import INTERPRETED, chunk_delta_rule  # noqa: E402
@@ -71,13 +71,15 @@ def torch_attention(scale, form=delta_rule_recurrent, normalize_keys=True, **kw)
 
 def run(attn, q, k, v, beta, log_decay, h0, probe_o, probe_s, dtype, state_dtype=torch.float32):
     """attn on copies cast to dtype (the state to state_dtype); returns {name: tensor} with o, the final
-    state and the gradients of q, k, v, beta, log_decay (if given) and h0. The loss reaches both
-    outputs, so the gradients include the path through the final state."""
-    names = ["dq", "dk", "dv", "d beta"] + (["d log_decay"] if log_decay is not None else []) + ["d initial state"]
+    state and the gradients of q, k, v, beta, log_decay (if given) and h0 (if given; None: no initial
+    state). The loss reaches both outputs, so the gradients include the path through the final state."""
+    names = ["dq", "dk", "dv", "d beta"] + (["d log_decay"] if log_decay is not None else [])
     given = (q, k, v, beta) + ((log_decay,) if log_decay is not None else ())
     leaves = [t.detach().to(dtype).requires_grad_() for t in given]
-    leaves.append(h0.detach().to(state_dtype).requires_grad_())
-    o, final = attn(*leaves[:4], leaves[4] if log_decay is not None else None, leaves[-1])
+    if h0 is not None:
+        names.append("d initial state")
+        leaves.append(h0.detach().to(state_dtype).requires_grad_())
+    o, final = attn(*leaves[:4], leaves[4] if log_decay is not None else None, leaves[-1] if h0 is not None else None)
     loss = (o * probe_o.to(o.dtype)).sum() + (final * probe_s.to(final.dtype)).sum()
     return {"o": o, "final state": final, **dict(zip(names, torch.autograd.grad(loss, leaves)))}
 
@@ -130,6 +132,24 @@ def test_unnormalized_keys(T, gated):
     inputs = q, k, v, beta, log_decay, h0, probe_o, probe_s
     got = run(kernel_attention(1.0, normalize_keys=False), *inputs, torch.float32)
     truth = run(torch_attention(1.0, normalize_keys=False), *inputs, torch.float64, torch.float64)
+    assert_all_agree(got, truth)
+
+
+# (D_k, D_v) wider than one key tile of 128: two key blocks (and two value blocks), four key blocks.
+WIDE_KEYS = [(256, 80), (512, 16)]
+
+
+@pytest.mark.parametrize("with_state", [True, False], ids=["initial state", "no initial state"])
+@pytest.mark.parametrize("d_k,d_v", WIDE_KEYS)
+def test_wide_keys_forward_and_grads(d_k, d_v, with_state):
+    """D_k = 256 and 512 (Gated DeltaNet): each program loops over key blocks of 128, with the state
+    (and dS) in the global-memory slots it walks through. fp32 = the float64 recurrence to 1e-5, o,
+    S_T and every gradient (q, k, v, beta, log_decay, and S_0 when given)."""
+    q, k, v, beta, log_decay, h0, probe_o, probe_s = make_inputs(20, d_k, d_v, B=1, H=1, seed=d_k)
+    inputs = q, k, v, beta, log_decay, h0 if with_state else None, probe_o, probe_s
+    got = run(kernel_attention(d_k**-0.5), *inputs, torch.float32)
+    truth = run(torch_attention(d_k**-0.5), *inputs, torch.float64, torch.float64)
+    assert ("d initial state" in got) == with_state and "d log_decay" in got
     assert_all_agree(got, truth)
 
 
@@ -276,14 +296,14 @@ def test_bad_shapes_dtypes_and_chunk_size():
         chunk_delta_rule(q, k, v, beta, initial_state=torch.zeros(2, 2, 16, 15, device=DEVICE))
     with pytest.raises(ValueError, match=r"chunk_size must be a power of two >= 16.*got 24"):
         chunk_delta_rule(q, k, v, beta, chunk_size=24)
-    big = torch.randn(2, 2, 8, 129, device=DEVICE)
-    with pytest.raises(ValueError, match=r"D_k must be at most 128"):
+    big = torch.randn(2, 2, 8, 513, device=DEVICE)
+    with pytest.raises(ValueError, match=r"D_k must be at most 512.*\(2, 2, 8, 513\)"):
         chunk_delta_rule(big, big, v, beta)
 
 
 def test_cpu_tensors_without_the_interpreter_raise(monkeypatch):
-    # The check is shared with (and reads the flag of) the ungated linear-attention kernel's module.
-    monkeypatch.setattr(ungated_module, "INTERPRETED", False)
+    # The check is shared by every kernel module and reads lablib.kernels._base's flag.
+    monkeypatch.setattr(base_module, "INTERPRETED", False)
     q, k, v = (torch.randn(1, 1, 4, 16) for _ in range(3))
     with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1.*lablib.attention"):
         chunk_delta_rule(q, k, v, torch.ones(1, 1, 4))

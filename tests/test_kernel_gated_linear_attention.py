@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-import lablib.kernels.linear_attention as ungated_module  # noqa: E402
+import lablib.kernels._base as base_module  # noqa: E402
 from lablib.attention import random_qkv, scalar_gated_chunkwise, scalar_gated_recurrent  # noqa: E402
 from lablib.kernels.gated_linear_attention import INTERPRETED, chunk_scalar_gated_attention  # noqa: E402
 from lablib.kernels.linear_attention import chunk_linear_attention  # noqa: E402
@@ -70,8 +70,9 @@ def run(attn, q, k, v, log_decay, h0, probe_o, probe_s, dtype, state_dtype=torch
     q, k, v, log_decay, h0. The loss reaches both outputs, so the gradients include the path
     through the final state."""
     leaves = [t.detach().to(dtype).requires_grad_() for t in (q, k, v, log_decay)]
-    leaves.append(h0.detach().to(state_dtype).requires_grad_())
-    o, final = attn(*leaves)
+    if h0 is not None:  # None: no initial state (and no gradient for it)
+        leaves.append(h0.detach().to(state_dtype).requires_grad_())
+    o, final = attn(*leaves[:4], leaves[4] if h0 is not None else None)
     loss = (o * probe_o.to(o.dtype)).sum() + (final * probe_s.to(final.dtype)).sum()
     return o, final, torch.autograd.grad(loss, leaves)
 
@@ -101,6 +102,24 @@ def test_fp32_matches_recurrent_form_forward_and_grads(T, d_k, d_v):
     assert o.dtype == torch.float32 and o.shape == (2, 2, T, d_v)
     assert final.dtype == torch.float32 and final.shape == (2, 2, d_k, d_v)
     assert grads[3].dtype == torch.float32 and grads[3].shape == (2, 2, T)
+    assert_all_agree(got, truth)
+
+
+# (D_k, D_v) wider than one key tile of 128: two key blocks (and two value blocks), four key blocks.
+WIDE_KEYS = [(256, 80), (512, 16)]
+
+
+@pytest.mark.parametrize("with_state", [True, False], ids=["initial state", "no initial state"])
+@pytest.mark.parametrize("d_k,d_v", WIDE_KEYS)
+def test_wide_keys_forward_and_grads(d_k, d_v, with_state):
+    """D_k = 256 and 512: key blocks of 128 are programs of their own; the host adds their shares of
+    o and dv, and the per-(key block, value block) shares of the d log_decay terms. fp32 = the
+    float64 recurrence to 1e-5, o, S_T and every gradient."""
+    q, k, v, log_decay, h0, probe_o, probe_s = make_inputs(20, d_k, d_v, B=1, H=1, seed=d_k)
+    inputs = q, k, v, log_decay, h0 if with_state else None, probe_o, probe_s
+    got = run(kernel_attention(d_k**-0.5), *inputs, torch.float32)
+    truth = run(torch_attention(d_k**-0.5), *inputs, torch.float64, torch.float64)
+    assert len(got[2]) == (5 if with_state else 4)
     assert_all_agree(got, truth)
 
 
@@ -245,11 +264,14 @@ def test_bad_qkv_state_and_chunk_size():
         chunk_scalar_gated_attention(q, k, v, log_decay, chunk_size=24)
     with pytest.raises(ValueError, match="log_decay must be fp32, fp16 or bf16"):
         chunk_scalar_gated_attention(q, k, v, log_decay.double())
+    with pytest.raises(ValueError, match=r"D_k must be at most 512.*\(1, 1, 4, 520\)"):
+        wide = torch.randn(1, 1, 4, 520, device=DEVICE)
+        chunk_scalar_gated_attention(wide, wide, v[:1, :1, :4], log_decay[:1, :1, :4])
 
 
 def test_cpu_tensors_without_the_interpreter_raise(monkeypatch):
-    # The check is shared with (and reads the flag of) the ungated kernel's module.
-    monkeypatch.setattr(ungated_module, "INTERPRETED", False)
+    # The check is shared by every kernel module and reads lablib.kernels._base's flag.
+    monkeypatch.setattr(base_module, "INTERPRETED", False)
     q, k, v = (torch.randn(1, 1, 4, 16) for _ in range(3))
     with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1.*lablib.attention"):
         chunk_scalar_gated_attention(q, k, v, torch.zeros(1, 1, 4))

@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-import lablib.kernels.linear_attention as ungated_module  # noqa: E402
+import lablib.kernels._base as base_module  # noqa: E402
 from lablib.attention import gla_chunkwise, gla_recurrent, random_qkv  # noqa: E402
 from lablib.kernels.gated_linear_attention import chunk_scalar_gated_attention  # noqa: E402
 from lablib.kernels.gla import INTERPRETED, chunk_gla  # noqa: E402
@@ -75,8 +75,9 @@ def run(attn, q, k, v, log_alpha, h0, probe_o, probe_s, dtype, state_dtype=torch
     q, k, v, log_alpha, h0]. The loss reaches both outputs, so the gradients include the path
     through the final state."""
     leaves = [t.detach().to(dtype).requires_grad_() for t in (q, k, v, log_alpha)]
-    leaves.append(h0.detach().to(state_dtype).requires_grad_())
-    o, final = attn(*leaves)
+    if h0 is not None:  # None: no initial state (and no gradient for it)
+        leaves.append(h0.detach().to(state_dtype).requires_grad_())
+    o, final = attn(*leaves[:4], leaves[4] if h0 is not None else None)
     loss = (o * probe_o.to(o.dtype)).sum() + (final * probe_s.to(final.dtype)).sum()
     return [o, final, *torch.autograd.grad(loss, leaves)]
 
@@ -107,6 +108,26 @@ def test_fp32_matches_recurrent_form_forward_and_grads(T, d_k, d_v):
     assert final.dtype == torch.float32 and final.shape == (2, 2, d_k, d_v)
     assert d_log_alpha.dtype == torch.float32 and d_log_alpha.shape == (2, 2, T, d_k)
     assert_all_agree(got, truth_of(inputs, scale))
+
+
+# (D_k, D_v) wider than one key tile of 128: two key blocks (and two value blocks), four key blocks.
+WIDE_KEYS = [(256, 80), (512, 16)]
+
+
+@pytest.mark.parametrize("with_state", [True, False], ids=["initial state", "no initial state"])
+@pytest.mark.parametrize("d_k,d_v", WIDE_KEYS)
+def test_wide_keys_forward_and_grads(d_k, d_v, with_state):
+    """D_k = 256 and 512: key blocks of 128 are programs of their own in every kernel; each builds
+    its share of the scores A, and the host adds the shares of o and dv. fp32 = the float64
+    recurrence to 1e-5, o, S_T and every gradient. T = 40 at D_k = 256: two chunks of 32, three
+    sub-chunks; T = 20 at D_k = 512 (one chunk of two sub-chunks: the interpreter is slow there)."""
+    T = 40 if d_k <= 256 else 20
+    q, k, v, log_alpha, h0, probe_o, probe_s = make_inputs(T, d_k, d_v, B=1, H=1, seed=d_k)
+    inputs = q, k, v, log_alpha, h0 if with_state else None, probe_o, probe_s
+    got = run(kernel_attention(d_k**-0.5), *inputs, torch.float32)
+    truth = run(torch_attention(d_k**-0.5), *inputs, torch.float64, torch.float64)
+    assert len(got) == (7 if with_state else 6)
+    assert_all_agree(got, truth)
 
 
 @pytest.mark.parametrize("d_k,d_v", [(8, 80), (128, 16)])
@@ -266,9 +287,9 @@ def test_bad_qkv_state_and_chunk_size():
         chunk_gla(q, k, torch.randn(2, 2, 9, 16, device=DEVICE), log_alpha)
     with pytest.raises(ValueError, match=r"q must have shape \(B, H, T, D\); got shape \(8, 16\)"):
         chunk_gla(q[0, 0], k, v, log_alpha)
-    with pytest.raises(ValueError, match=r"D_k must be at most 128"):
-        wide = torch.randn(1, 1, 4, 144, device=DEVICE)
-        chunk_gla(wide, wide, v[:1, :1, :4], -torch.rand(1, 1, 4, 144, device=DEVICE))
+    with pytest.raises(ValueError, match=r"D_k must be at most 512.*\(1, 1, 4, 520\)"):
+        wide = torch.randn(1, 1, 4, 520, device=DEVICE)
+        chunk_gla(wide, wide, v[:1, :1, :4], -torch.rand(1, 1, 4, 520, device=DEVICE))
     with pytest.raises(ValueError, match=r"initial_state must have shape.*\(2, 2, 16, 16\).*\(2, 2, 16, 15\)"):
         chunk_gla(q, k, v, log_alpha, initial_state=torch.zeros(2, 2, 16, 15, device=DEVICE))
     with pytest.raises(ValueError, match=r"chunk_size must be a power of two >= 16.*got 24"):
@@ -278,8 +299,8 @@ def test_bad_qkv_state_and_chunk_size():
 
 
 def test_cpu_tensors_without_the_interpreter_raise(monkeypatch):
-    # The check is shared with (and reads the flag of) the ungated kernel's module.
-    monkeypatch.setattr(ungated_module, "INTERPRETED", False)
+    # The check is shared by every kernel module and reads lablib.kernels._base's flag.
+    monkeypatch.setattr(base_module, "INTERPRETED", False)
     q, k, v = (torch.randn(1, 1, 4, 16) for _ in range(3))
     with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1.*lablib.attention"):
         chunk_gla(q, k, v, torch.zeros(1, 1, 4, 16))

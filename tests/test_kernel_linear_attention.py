@@ -13,7 +13,7 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import lablib.kernels.linear_attention as kernel_module  # noqa: E402
+import lablib.kernels._base as base_module  # noqa: E402
 from lablib.attention import (  # noqa: E402
     LinearAttentionState,
     linear_attention_chunkwise,
@@ -55,7 +55,7 @@ def kernel_attention(scale, chunk_size=CHUNK):
 def torch_attention(scale, form=linear_attention_recurrent, **kw):
     """lablib's PyTorch form with the kernel's conventions: identity map, unnormalized, q scaled."""
     def attn(q, k, v, h0):
-        state = LinearAttentionState(h0, h0.new_zeros(h0.shape[:3]))  # k_sum is unused unnormalized
+        state = None if h0 is None else LinearAttentionState(h0, h0.new_zeros(h0.shape[:3]))  # k_sum unused
         o, final = form(q * scale, k, v, feature_map="identity", normalize=False,
                         initial_state=state, return_state=True, **kw)
         return o, final.kv
@@ -63,13 +63,15 @@ def torch_attention(scale, form=linear_attention_recurrent, **kw):
 
 
 def run(attn, q, k, v, h0, probe_o, probe_s, dtype, state_dtype=torch.float32):
-    """attn on copies cast to dtype (state to state_dtype): o, final state, grads of q, k, v, h0.
+    """attn on copies cast to dtype (state to state_dtype): o, final state, grads of q, k, v, h0
+    (h0 None: no initial state, and no gradient for it).
 
     The loss reaches both outputs, so the gradients include the path through the final state.
     """
     leaves = [t.detach().to(dtype).requires_grad_() for t in (q, k, v)]
-    leaves.append(h0.detach().to(state_dtype).requires_grad_())
-    o, final = attn(*leaves)
+    if h0 is not None:
+        leaves.append(h0.detach().to(state_dtype).requires_grad_())
+    o, final = attn(*leaves[:3], leaves[3] if h0 is not None else None)
     loss = (o * probe_o.to(o.dtype)).sum() + (final * probe_s.to(final.dtype)).sum()
     return o, final, torch.autograd.grad(loss, leaves)
 
@@ -99,6 +101,24 @@ def test_fp32_matches_recurrent_form_forward_and_grads(T, d_k, d_v):
     o, final, _ = got
     assert o.dtype == torch.float32 and o.shape == (2, 2, T, d_v)
     assert final.dtype == torch.float32 and final.shape == (2, 2, d_k, d_v)
+    for name, a, b in zip(NAMES, flat(*got), flat(*truth)):
+        assert_agree(a, b, 1e-5, name)
+
+
+# (D_k, D_v) wider than one key tile of 128: two key blocks (and two value blocks), four key blocks.
+WIDE_KEYS = [(256, 80), (512, 16)]
+
+
+@pytest.mark.parametrize("with_state", [True, False], ids=["initial state", "no initial state"])
+@pytest.mark.parametrize("d_k,d_v", WIDE_KEYS)
+def test_wide_keys_forward_and_grads(d_k, d_v, with_state):
+    """D_k = 256 and 512: key blocks of 128 are programs of their own, and the host adds their shares
+    of o and dv. fp32 = the float64 recurrence to 1e-5, o, S_T and every gradient."""
+    q, k, v, h0, probe_o, probe_s = make_inputs(20, d_k, d_v, B=1, H=1, seed=d_k)
+    h0 = h0 if with_state else None
+    got = run(kernel_attention(d_k**-0.5), q, k, v, h0, probe_o, probe_s, torch.float32)
+    truth = run(torch_attention(d_k**-0.5), q, k, v, h0, probe_o, probe_s, torch.float64, torch.float64)
+    assert len(got[2]) == (4 if with_state else 3)
     for name, a, b in zip(NAMES, flat(*got), flat(*truth)):
         assert_agree(a, b, 1e-5, name)
 
@@ -177,7 +197,7 @@ def test_half_precision_error_within_twice_pytorchs(dtype, T):
         (((2, 2, 8, 16), (2, 2, 8, 16), (2, 2, 9, 16)), r"share the length T.*\(2, 2, 9, 16\)"),
         (((2, 2, 8, 16), (2, 3, 8, 16), (2, 3, 8, 16)), r"batch and head.*\(2, 3, 8, 16\)"),
         (((2, 2, 5, 16), (2, 2, 8, 16), (2, 2, 8, 16)), r"as many queries.*\(2, 2, 5, 16\)"),
-        (((1, 1, 8, 130), (1, 1, 8, 130), (1, 1, 8, 16)), r"at most 128.*\(1, 1, 8, 130\)"),
+        (((1, 1, 8, 520), (1, 1, 8, 520), (1, 1, 8, 16)), r"at most 512.*\(1, 1, 8, 520\)"),
     ],
 )
 def test_bad_shapes_raise_value_error_naming_the_shape(shapes, match):
@@ -199,21 +219,23 @@ def test_bad_state_dtype_and_chunk_size():
 
 
 def test_cpu_tensors_without_the_interpreter_raise(monkeypatch):
-    monkeypatch.setattr(kernel_module, "INTERPRETED", False)
+    monkeypatch.setattr(base_module, "INTERPRETED", False)  # the flag the host checks read
     q, k, v = (torch.randn(1, 1, 4, 16) for _ in range(3))
     with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1.*lablib.attention"):
         chunk_linear_attention(q, k, v)
 
 
-def test_fused_step_matches_recurrent_form():
-    """Five single-token steps from a random state = the recurrent form over those five tokens."""
-    T, d_k, d_v, scale = 5, 24, 80, 0.5  # D_v = 80: two value blocks
-    q, k, v, h0, _, _ = make_inputs(T, d_k, d_v)
+@pytest.mark.parametrize("d_k", [24, 512])
+def test_fused_step_matches_recurrent_form(d_k):
+    """Five single-token steps from a random state = the recurrent form over those five tokens.
+    D_v = 80: two value blocks; D_k = 512: four key blocks, whose shares of o_t the host adds."""
+    T, d_v, scale, B = 5, 80, 0.5, (2 if d_k <= 128 else 1)
+    q, k, v, h0, _, _ = make_inputs(T, d_k, d_v, B=B)
     ref, ref_final = torch_attention(scale)(*(t.double() for t in (q, k, v, h0)))
     state, outs = h0, []
     for t in range(T):
         o_t, new_state = fused_recurrent_step(q[:, :, t:t + 1], k[:, :, t:t + 1], v[:, :, t:t + 1], state, scale=scale)
-        assert o_t.shape == (2, 2, 1, d_v) and new_state.dtype == torch.float32
+        assert o_t.shape == (B, 2, 1, d_v) and new_state.dtype == torch.float32
         assert new_state is not state
         state = new_state
         outs.append(o_t)

@@ -16,7 +16,7 @@ import math  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import lablib.kernels.scan as kernel_module  # noqa: E402
+import lablib.kernels._base as base_module  # noqa: E402
 from lablib.kernels.scan import INTERPRETED, diagonal_scan  # noqa: E402
 from lablib.koopman.recurrence import diagonal_recurrence_loop, diagonal_recurrence_scan  # noqa: E402
 from lablib.testing import assert_agree, max_scaled_error  # noqa: E402
@@ -281,7 +281,7 @@ def test_bad_h0_and_chunk_size():
 
 
 def test_cpu_tensors_without_the_interpreter_raise(monkeypatch):
-    monkeypatch.setattr(kernel_module, "INTERPRETED", False)
+    monkeypatch.setattr(base_module, "INTERPRETED", False)  # the flag every kernel module's checks read
     lam, x = torch.rand(5), torch.randn(1, 4, 5)
     with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1.*lablib.koopman.recurrence"):
         diagonal_scan(lam, x)

@@ -11,7 +11,7 @@ How (all in a subprocess, since the kernels must be defined with TRITON_INTERPRE
 of the suite imports them interpreted; the subprocess is this file run as a script):
 
 1. Capture. ``JITFunction.run`` (what ``kernel[grid](...)`` calls) is replaced by a recorder,
-   ``linear_attention.INTERPRETED`` is set so the host code accepts CPU tensors, and the public
+   ``lablib.kernels._base.INTERPRETED`` is set so the host code accepts CPU tensors, and the public
    functions (chunk_linear_attention, fused_recurrent_step, chunk_scalar_gated_attention,
    chunk_gla, chunk_delta_rule) are called on small CPU tensors, forward and backward. Every
    launch's real argument list and meta-parameters (_LAUNCH's num_warps / num_stages included) is
@@ -30,44 +30,50 @@ of the suite imports them interpreted; the subprocess is this file run as a scri
    --gpu-name=sm_90a; knobs.nvidia.dump_ptxas_log), kept beside the kernel in Triton's cache
    (lablib_ptxas_usage.json) for runs that find it there; shared memory from the metadata.
 
-Configurations (chunk size 64, T = 64, B = H = 1; only the shapes matter): bf16 inputs (DOT_PRECISION
-"tf32") at (D_k, D_v) = (128, 128) and (64, 64), every kernel, every None/pointer variant; fp32
-inputs ("ieee") at (64, 64), every kernel but _delta_bwd_kernel, optional pointers given.
-LABLIB_COMPILE_ALL=1 adds fp32 at (128, 128) and every fp32 variant: compiling fp32 is slow (the
-ieee dots become unrolled FMA code), ~20-40 minutes cold on one core, _delta_bwd_kernel alone 2-10
-minutes per variant. The default run takes ~4 minutes cold on one (shared) core, seconds when
-Triton's cache already holds the kernels.
+Configurations (chunk size 64, T = 64, B = H = 1; only the shapes matter; the delta rule with its
+default chunk, 32 above D_k = 64): bf16 inputs (DOT_PRECISION "tf32") at (D_k, D_v) = (128, 128),
+every kernel, every None/pointer variant; bf16 at (64, 64) and at (512, 128) (wide keys: four key
+blocks of 128), every kernel, optional pointers given; fp32 inputs ("ieee") at (16, 16), every
+kernel, optional pointers given. LABLIB_COMPILE_ALL=1 adds bf16 (256, 128), the None variants at
+every shape, fp32 at (64, 64) and (128, 128) and every fp32 variant: compiling fp32 is
+slow (the ieee dots become unrolled FMA code), ~20-40 minutes cold on one core,
+_delta_bwd_kernel alone 2-10 minutes per variant. The default run's cold time is in the README's
+test-time table; seconds when Triton's cache already holds the kernels.
 
 Assertions: the captured launches cover every ``kernel[grid](...)`` launch in the modules' source
 (so a new kernel cannot be missed); every optional pointer argument was compiled both ways; every
 specialization compiles; and each fits the shared memory of an H100 (227 KB per block: Triton
 raises OutOfResources at launch for a kernel over that). Registers and spills are only reported.
 
-``python tests/test_kernels_compile.py [--all]`` prints the full table. Measured with triton 3.9
-(registers / spill-store bytes / shared memory, the variant with every optional pointer given):
+``python tests/test_kernels_compile.py [--all]`` prints the full table. Measured with triton 3.9 after
+the key blocks came in (registers / spill-store bytes / shared memory, the variant with every
+optional pointer given; fp32 64x64 and bf16 256x128 are compiled by ``--all`` only):
 
-    kernel                       bf16 128x128     bf16 64x64  fp32 128x128*      fp32 64x64
-    _chunk_fwd_kernel          255r 40B 112K   206r 0B 64K   32r 48680B 80K   32r 23476B 48K
-    _chunk_dq_kernel            255r 48B 80K   229r 0B 56K  32r 61376B 112K   32r 24940B 64K
-    _chunk_dkdv_kernel        255r 788B 128K 255r 252B 80K  32r 88956B 128K   32r 49576B 80K
-    _recurrent_step_kernel         93r 0B 1K     56r 0B 1K        94r 0B 1K        56r 0B 1K
-    _gated_fwd_kernel         255r 660B 128K  255r 28B 80K   32r 49348B 82K   32r 24876B 50K
-    _gated_dq_kernel          255r 1016B 80K 255r 304B 64K   32r 65124B 96K   32r 26680B 50K
-    _gated_dkdv_kernel       255r 1512B 144K 255r 772B 96K  32r 95396B 112K   32r 52048B 64K
-    _gla_intra_scores_kernel     152r 0B 16K    114r 0B 8K    255r 328B 16K       196r 0B 8K
-    _gla_fwd_kernel           255r 1944B 96K  255r 80B 64K   32r 47940B 64K   32r 28400B 48K
-    _gla_dq_inter_kernel      255r 1072B 48K  255r 92B 32K   32r 44996B 48K   32r 16896B 32K
-    _gla_dkdv_kernel          255r 2072B 96K 255r 440B 64K   32r 63520B 80K   32r 31908B 64K
-    _gla_intra_grad_kernel        239r 0B 9K    168r 0B 5K       206r 0B 9K       243r 0B 9K
-    _delta_fwd_kernel        255r 2060B 160K 255r 1044B 96K 32r 113896B 96K   32r 53460B 64K
-    _delta_bwd_kernel        255r 7224B 368K 255r 3964B 224K 32r 247464B 304K 32r 152856B 192K*
-    (* only with LABLIB_COMPILE_ALL=1)
+    kernel                       bf16 128x128     bf16 64x64        fp32 64x64   bf16 256x128   bf16 512x128
+    _chunk_fwd_kernel           255r 72B 112K   206r 0B 64K   32r 23512B 48K  255r 60B 112K 255r 108B 112K
+    _chunk_dq_kernel             255r 48B 80K   229r 0B 56K   32r 24916B 64K   255r 56B 80K   255r 52B 80K
+    _chunk_dkdv_kernel         255r 820B 128K 255r 244B 80K   32r 49560B 80K 255r 776B 128K 255r 808B 128K
+    _recurrent_step_kernel          93r 0B 1K     70r 0B 1K        64r 0B 1K      93r 0B 1K      93r 0B 1K
+    _gated_fwd_kernel          255r 688B 128K  255r 28B 80K   32r 25564B 50K 255r 604B 128K 255r 628B 128K
+    _gated_dq_kernel           255r 1016B 80K 255r 304B 64K   32r 26528B 50K 255r 1048B 80K 255r 1040B 80K
+    _gated_dkdv_kernel        255r 1504B 144K 255r 772B 96K   32r 52536B 64K 255r 1980B 144K 255r 1968B 144K
+    _gla_intra_scores_kernel      152r 0B 16K    114r 0B 8K       197r 0B 8K    152r 0B 16K    152r 0B 16K
+    _gla_fwd_kernel            255r 1960B 96K  255r 76B 64K   32r 28448B 48K 255r 1416B 96K 255r 1440B 96K
+    _gla_dq_inter_kernel       255r 1084B 48K  255r 96B 32K   32r 16976B 32K 255r 1080B 48K 255r 1096B 48K
+    _gla_dkdv_kernel           255r 2098B 96K 255r 432B 64K   32r 32896B 64K 255r 2202B 96K 255r 2202B 96K
+    _gla_intra_grad_kernel         237r 0B 9K    168r 0B 5K       246r 0B 9K     230r 0B 9K     232r 0B 9K
+    _delta_fwd_kernel           255r 492B 48K 255r 756B 48K   32r 56292B 32K  255r 132B 48K  255r 192B 48K
+    _delta_bwd_kernel          255r 3792B 96K 255r 4248B 176K       (not run) 255r 4168B 84K 255r 4348B 84K
 
-Every kernel compiled. _delta_bwd_kernel at D = 128 needs 368 KB (bf16) / 304 KB (fp32) of shared
-memory, more than an H100 block can have, so chunk_delta_rule's backward cannot launch there (with
-chunk size 32 it needs 108 KB); at bf16 D = 64 it is 2.8 KB under the limit. The fp32 ("ieee")
-kernels come out of ptxas at -O3 with 32 registers and tens of KB of spills (-O1 gives 255
-registers and far fewer), a performance matter, not asserted on.
+Every kernel compiled, and every one fits. The kernels that split the key dim over programs have
+the tiles of D_k = 128 at any width (BK = 128), so their wide-key figures are those of 128 x 128
+(at most 144 KB). The delta rule loops over key blocks with its state in global memory: its
+backward needs 96 KB at D_k = 128 and 84 KB at D_k = 256 and 512 (chunks of 32), 176 KB at
+D_k = 64 (chunks of 64; 224 KB before the key loop). With chunks of 64 at D_k = 128 it would need
+272 KB (192 KB at D_k = 512), over the 227 KB an H100 block can have, which is why
+chunk_delta_rule keeps chunks of 32 above D_k = 64 on CUDA. The fp32 ("ieee") kernels come out
+of ptxas at -O3 with 32 registers and tens of KB of spills (-O1 gives 255 registers and far
+fewer), a performance matter, not asserted on.
 """
 
 from __future__ import annotations
@@ -87,21 +93,31 @@ KERNEL_DIR = REPO / "kernels"
 MODULES = ["linear_attention", "gated_linear_attention", "gla", "delta_rule"]
 
 # (input dtype, D_k, D_v, subset); chunk size 64 everywhere. DOT_PRECISION follows the dtype in the host
-# code. subset None: every kernel, every None/pointer variant. "pointers": only the launches with
-# every optional input given, and not SLOW_KERNELS. fp32 ("ieee" dots, FMA loops rather than tensor
-# cores) makes far bigger PTX: compiled cold on one core, fp32 D=128 takes ~30 minutes (the delta
-# rule's backward alone ~10 minutes per variant) and fp32 D=64 ~8, so by default fp32 is checked at
-# D=64 with the optional pointers given, delta backward left out. LABLIB_COMPILE_ALL=1 compiles all.
-QUICK_CONFIGS = [("bfloat16", 128, 128, None), ("bfloat16", 64, 64, None), ("float32", 64, 64, "pointers")]
+# code. subset None: every kernel, every None/pointer variant. "given": the launches with every
+# optional input given, every kernel. "pointers": the same without SLOW_KERNELS. Whether an optional
+# pointer compiles as None does not depend on the head dims, so the None/pointer variants are
+# compiled at one shape (128 x 128, the largest tiles); the other shapes check what does change
+# with them: tile sizes, shared memory, the delta rule's chunk (64 at D_k = 64, 32 above) and its
+# key loop. Wide keys (D_k = 512: four key blocks of 128) change no tile of the kernels that split
+# keys over programs, only the delta rule's loop; 256 (two blocks) runs the same code as 512 and
+# is compiled only with LABLIB_COMPILE_ALL=1. fp32 ("ieee" dots, FMA loops rather than tensor
+# cores) makes far bigger PTX, the more the bigger the tiles: compiled cold on one core, fp32 D=128
+# takes ~30 minutes (the delta rule's backward alone ~10 minutes per variant), fp32 D=64 ~2.5 minutes
+# without the delta backward, fp32 D=16 ~1 minute with it (measured). So by default fp32 ("ieee"
+# dots: a dtype path of its own) is checked at D=16, every kernel, optional pointers given.
+# LABLIB_COMPILE_ALL=1 compiles all.
+QUICK_CONFIGS = [("bfloat16", 128, 128, None), ("bfloat16", 64, 64, "given"), ("float32", 16, 16, "given"),
+                 ("bfloat16", 512, 128, "given")]
 ALL_CONFIGS = [("bfloat16", 128, 128, None), ("bfloat16", 64, 64, None), ("float32", 128, 128, None),
-               ("float32", 64, 64, None)]
+               ("float32", 64, 64, None), ("float32", 16, 16, None), ("bfloat16", 256, 128, "given"),
+               ("bfloat16", 512, 128, "given")]
 SLOW_KERNELS = {"_delta_bwd_kernel"}
 USAGE_FILE = "lablib_ptxas_usage.json"
 CHUNK = 64
 T_LEN = 64
 H100_MAX_SHARED = 232448  # bytes of shared memory one block can opt in to on sm_90 (227 KB)
 COMPILE_ALL = os.environ.get("LABLIB_COMPILE_ALL") == "1"
-WORKER_TIMEOUT_S = 4 * 3600 if COMPILE_ALL else 1200
+WORKER_TIMEOUT_S = 4 * 3600 if COMPILE_ALL else 1800
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,7 +200,7 @@ def _capture(dtype, d_k, d_v, subset):
     import triton
     from triton.runtime.jit import JITFunction
 
-    import lablib.kernels.linear_attention as la
+    import lablib.kernels._base as base
 
     launches, errors = [], []
     original_run = JITFunction.run
@@ -199,10 +215,10 @@ def _capture(dtype, d_k, d_v, subset):
         return None
 
     JITFunction.run = record
-    was_interpreted, la.INTERPRETED = la.INTERPRETED, True  # let the host checks accept CPU tensors
+    was_interpreted, base.INTERPRETED = base.INTERPRETED, True  # let the host checks accept CPU tensors
     try:
         for name, thunk in _scenarios(dtype, d_k, d_v):
-            if subset == "pointers" and ("no optional" in name or "forward only" in name):
+            if subset in ("pointers", "given") and ("no optional" in name or "forward only" in name):
                 continue
             try:
                 thunk()
@@ -210,7 +226,7 @@ def _capture(dtype, d_k, d_v, subset):
                 errors.append(f"{name}: host code raised {type(e).__name__}: {e}")
     finally:
         JITFunction.run = original_run
-        la.INTERPRETED = was_interpreted
+        base.INTERPRETED = was_interpreted
     return launches, errors
 
 

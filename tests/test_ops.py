@@ -218,7 +218,11 @@ def test_auto_on_cuda_would_choose_triton_where_the_kernel_fits():
         assert ops.select_backend(op, cuda, dtype=torch.bfloat16) == "triton", op
         assert ops.select_backend(op, cuda, dtype=torch.float64) == "vectorized", op  # no float64 kernels
     assert ops.select_backend("gla", cuda, d_k=128) == "triton"
-    assert ops.select_backend("gla", cuda, d_k=256) == "vectorized"  # wider than one kernel tile
+    assert ops.select_backend("gla", cuda, d_k=512) == "triton"  # four key blocks of 128
+    assert ops.select_backend("gla", cuda, d_k=513) == "vectorized"  # wider than the kernels take
+    with pytest.raises(ValueError, match=r"backend='triton': the delta_rule kernel takes key dims D_k up to 512; got D_k = 513"):
+        ops.select_backend("delta_rule", cuda, "triton", d_k=513)
+    assert ops.select_backend("diagonal_scan", cuda, d_k=4096) == "triton"  # the scan has no key dim
     assert ops.select_backend("diagonal_scan", cuda, dtype=torch.complex64) == "triton"
     assert ops.select_backend("diagonal_scan", cuda, dtype=torch.complex128) == "vectorized"
     assert ops.select_backend("gla", cuda, "chunkwise") == "chunkwise"  # a named backend is kept

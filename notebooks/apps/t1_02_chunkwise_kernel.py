@@ -264,8 +264,13 @@ def _(mo):
     ```
 
     Every program reads all of $Q$ and $K$ for its head (each output column needs every key column),
-    which is why the key dimension must fit in one tile ($D_k \le 128$). The state never leaves the
-    program: no other program reads it, so it never has to be written to memory between chunks.
+    as one tile of up to 128 key columns. Wider keys (the kernel takes $D_k \le 512$) split like the
+    values: row $d$ of $S$ only ever receives key dimension $d$, so a block of key columns can be a
+    program too, a third grid axis. Its part of $O$ is then only a share,
+    $Q[:, \text{block}]\,S[\text{block}, :] + \operatorname{tril}(Q[:, \text{block}]\,K[:, \text{block}]^\top)\,V$,
+    and the host adds the shares. Up to $D_k = 128$ that axis has a single block, as everywhere in this
+    chapter. The state never leaves the program: no other program reads it, so it never has to be
+    written to memory between chunks.
 
     The claim that value blocks never interact is easy to check with the PyTorch form: run it on each
     block of value columns separately, put the outputs side by side, and compare with one run on all
@@ -314,7 +319,9 @@ def _(kernel_module, pd):
     assert ((_sides >= 16) & ((_sides & (_sides - 1)) == 0)).all() and (tiles.BV <= 64).all(), (
         f"expected every tile side a power of two >= 16 and BV <= 64, measured BK {tiles.BK.tolist()}, BV {tiles.BV.tolist()}"
     )
-    assert kernel_module.MAX_D_K == 128, f"expected the kernel to accept D_k up to 128 (one tile), it says {kernel_module.MAX_D_K}"
+    assert kernel_module.MAX_D_K == 512 and kernel_module._tiles(512, 64).BK == 128, (
+        f"expected the kernel to accept D_k up to 512 in key tiles of 128, it says {kernel_module.MAX_D_K}, BK {kernel_module._tiles(512, 64).BK}"
+    )
     assert kernel_module._tiles(24, 24)[0] == 32, f"expected D_k = 24 padded to BK = 32, measured {kernel_module._tiles(24, 24)[0]}"
     tiles
     return
@@ -379,10 +386,12 @@ def _(Code, kernel_pieces):
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
-    **Where am I?** The program reads its two grid coordinates, moves the pointers to its own
-    (batch, head)'s matrices (the host made them contiguous, shaped `(B*H, T, D)`), and builds the
-    index vectors it will use for every chunk: row offsets inside a chunk, all key columns, and its
-    own block of value columns. The causal mask is built once, from the row offsets:
+    **Where am I?** The program reads its grid coordinates (the third, its block of key columns, is
+    always 0 up to $D_k = 128$), moves the pointers to its own (batch, head)'s matrices (the host made
+    them contiguous, shaped `(B*H, T, D)`; `o` moves on to the key block's share), and builds the
+    index vectors it will use for every chunk: row offsets inside a chunk, its key columns (all of
+    them up to $D_k = 128$), and its own block of value columns. The causal mask is built once, from
+    the row offsets:
     `causal[i, j]` is true when $j \le i$, the $\operatorname{tril}$ of the formula.
     """)
     return
