@@ -106,3 +106,19 @@ def test_forecast_data_packages_are_pinned_and_installed():
     for name, pin in PINS.items():
         assert f"{name}=={pin}" in project["dependencies"], f"pyproject must pin {name}=={pin}"
         assert metadata.version(name) == pin, f"{name} {metadata.version(name)} installed, {pin} pinned"
+
+
+def test_importing_altair_builds_no_lark_grammar():
+    """The dev extra pins jsonschema below 4.24, so rfc3987-syntax (a Lark grammar built at import, ~2 s in
+    every process that imports altair) is not installed; see the comment beside the pin in pyproject.toml."""
+    import importlib.util
+    from importlib import metadata
+
+    dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    pin = next((d for d in dev if d.startswith("jsonschema==")), None)
+    assert pin, "pyproject's dev extra must pin jsonschema (below 4.24)"
+    assert metadata.version("jsonschema") == pin.split("==")[1], f"jsonschema {metadata.version('jsonschema')} installed, {pin} pinned"
+    assert importlib.util.find_spec("rfc3987_syntax") is None, (
+        "rfc3987-syntax is installed (a jsonschema >= 4.24 extra): every `import altair` builds its grammar; "
+        "pip uninstall rfc3987-syntax, or recreate the venv (make venv)"
+    )

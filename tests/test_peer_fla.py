@@ -22,15 +22,11 @@ Their conventions differ from ours, which is the point of checking against them:
 * dtype: they compute in float32 whatever they get, so the references here run in float64 and
   agreement is judged at fp32 level (1e-5, scaled by the output's size; measured 4e-8 to 3e-7).
 
-How fla is imported. ``import fla`` runs its package ``__init__``, which imports every Triton kernel
-and the model zoo (transformers), ~10 s, and warns that Triton does not run on this CPU. The naive
-modules themselves need only torch and einops, so each is loaded from its file, found through
-``importlib.util.find_spec("fla")`` (which locates the package without executing it).
+How fla is imported: ``lablib.peers.fla_naive`` loads each naive module from its file, without
+running fla's package ``__init__`` (which imports every Triton kernel and transformers).
 """
 
-import importlib.util
 import os
-from pathlib import Path
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
@@ -58,6 +54,7 @@ from lablib.kernels.gla import chunk_gla  # noqa: E402
 from lablib.kernels.linear_attention import INTERPRETED, chunk_linear_attention, fused_recurrent_step  # noqa: E402
 from lablib.kernels.scan import diagonal_scan  # noqa: E402
 from lablib.koopman.recurrence import diagonal_recurrence_loop, diagonal_recurrence_scan  # noqa: E402
+from lablib.peers import fla_naive  # noqa: E402
 from lablib.testing import assert_agree  # noqa: E402
 
 TOL = 1e-5  # fla's naive references compute in float32
@@ -65,19 +62,12 @@ B, H, T, D_K, D_V = 2, 3, 37, 12, 20  # B != H != T and D_k != D_v, so a layout 
 
 
 def _load_naive(op: str):
-    """fla/ops/<op>/naive.py as a module, without running fla's package __init__ (see the docstring)."""
+    """fla/ops/<op>/naive.py as a module (lablib.peers.fla_naive); a missing peer fails the test."""
     require_peer("einops")  # what the naive modules import besides torch (fla-core depends on it)
-    spec = importlib.util.find_spec("fla")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.fail("peer 'fla' (fla-core) is not installed; it comes with the dev extra: pip install -e .[dev]",
-                    pytrace=False)
-    path = Path(next(iter(spec.submodule_search_locations))) / "ops" / op / "naive.py"
-    if not path.is_file():
-        pytest.fail(f"fla-core has no {path} (a different version than pyproject.toml pins?)", pytrace=False)
-    module_spec = importlib.util.spec_from_file_location(f"fla_naive_{op}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+    try:
+        return fla_naive(op)
+    except (ImportError, FileNotFoundError) as err:
+        pytest.fail(f"peer fla-core: {err}", pytrace=False)
 
 
 @pytest.fixture(scope="module")

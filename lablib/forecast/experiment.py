@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from lablib.provenance import git_commit
 
 __all__ = ["MODELS", "RESULTS", "REBUILD", "SEEDS", "SERIES", "SeriesSetup", "load_results", "prepare", "run_one",
            "sample_windows"]
@@ -123,16 +124,6 @@ def run_one(job: tuple[str, int, str, int], epochs: int | None = None) -> dict:
     return row
 
 
-def _commit() -> str:
-    here = Path(__file__).parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], capture_output=True, text=True, cwd=here).stdout.strip()
-    except OSError:
-        return ""
-    return head + (" (lablib/forecast uncommitted)" if dirty else "")
-
-
 def _job_key(job) -> tuple:
     return tuple(job)
 
@@ -149,7 +140,7 @@ def run(jobs, out: Path, workers: int = 1, epochs: int | None = None, resume: bo
         done = {(r["series"], r["horizon"], r["model"], r["seed"]) for r in rows}
         jobs = [j for j in jobs if _job_key(j) not in done]
     results = {"what": "Linear, DLinear, NLinear, MLP and Transformer trained on real series (LTSF protocol of Zeng et al. 2023)",
-               "rebuild": REBUILD, "commit": _commit(), "torch": torch.__version__, "python": sys.version.split()[0],
+               "rebuild": REBUILD, "commit": git_commit(__file__), "torch": torch.__version__, "python": sys.version.split()[0],
                "seeds": list(SEEDS), "split": "chronological 7:1:2 (int(0.7 T) train, int(0.2 T) test), standardized with train statistics",
                "series": {k: asdict(v) for k, v in SERIES.items()},
                "train": {**asdict(TrainConfig(lr=LR)), **({} if epochs is None else {"epochs": epochs}), "seed": "per row"},

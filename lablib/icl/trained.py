@@ -16,7 +16,6 @@ from the code's, so a shipped model is always the one the chapter describes. ``r
 from __future__ import annotations
 
 import argparse
-import subprocess
 from pathlib import Path
 
 import torch
@@ -24,6 +23,7 @@ import torch
 from lablib.icl.lsa import LinearTransformer, SoftmaxTransformer
 from lablib.icl.tasks import RegressionTask, random_covariance
 from lablib.icl.train import train_lsa
+from lablib.provenance import git_commit
 
 __all__ = ["RUNS", "TRAINED", "REBUILD", "build_model", "build_task", "train_run", "load_trained", "train_all"]
 
@@ -98,7 +98,7 @@ def train_all(out: str | Path = TRAINED, names=None, progress: bool = True) -> P
         runs[name] = {"definition": _definition(name), "state_dict": model.state_dict(), "history": history}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"runs": runs, "commit": _commit(), "rebuild": REBUILD, "torch": str(torch.__version__)}, out)
+    torch.save({"runs": runs, "commit": git_commit(__file__), "rebuild": REBUILD, "torch": str(torch.__version__)}, out)
     return out
 
 
@@ -111,14 +111,6 @@ def _run(name: str) -> dict:
 def _definition(name: str) -> str:
     run = _run(name)
     return repr({"model": run["model"], "task": run["task"], "train": {**run["train"], **COMMON_TRAIN}, "init": INIT})
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -48,6 +47,7 @@ from lablib.linearity.models import (
 )
 from lablib.linearity.replace import linear_replacement
 from lablib.linearity.score import AffineMap, fit_affine, linearity_score, residual_linearity_score, update_share
+from lablib.provenance import git_commit
 
 __all__ = [
     "CONFIG",
@@ -242,14 +242,6 @@ def replacement_table(rows: list[dict], metrics):
     return out
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except OSError:
-        return ""
-
-
 def run(config: dict | None = None, progress: bool = True) -> dict:
     """The whole experiment (see the module docstring); a JSON-ready dict with config, commit and rows."""
     import transformers
@@ -300,7 +292,7 @@ def run(config: dict | None = None, progress: bool = True) -> dict:
         "config": cfg,
         "data": {"sentences": len(texts), "minilm_tokens": scores[0]["n_tokens"], "games": len(games),
                  "othello_moves": next(r["n_tokens"] for r in scores if r["model"] == "Othello GPT")},
-        "commit": _commit(),
+        "commit": git_commit(__file__),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "seconds": round(time.perf_counter() - start, 1),

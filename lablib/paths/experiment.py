@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -36,6 +35,7 @@ from lablib.paths.linearize import targets, train_side_by_side
 from lablib.paths.mlp import MLP, Params, evaluate
 from lablib.paths.rebasin import permute, weight_matching
 from lablib.paths.train import TrainConfig, start, train, train_steps
+from lablib.provenance import git_commit
 
 __all__ = ["ADAM", "LINEARIZE", "REBASIN", "RESULTS", "SGD", "SPAWN", "independent_pair", "load_results", "mlp",
            "pair_paths", "run_linearize", "run_rebasin", "run_spawn", "spawn_pairs"]
@@ -105,11 +105,7 @@ def _lists(paths: dict, tag: str) -> dict:
 
 
 def _header(what: str, name: str, config: dict) -> dict:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent).stdout.strip()
-    except OSError:
-        commit = ""
+    commit = git_commit(__file__)
     return {"what": what,
             "rebuild": f"OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python -m lablib.paths.experiment {name} "
                        f"--out lablib/paths/results/{FILES[name]}",

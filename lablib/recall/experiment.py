@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+
+from lablib.provenance import git_commit
 
 RESULTS = Path(__file__).parent / "results" / "mqar.json"
 REBUILD = "OPENBLAS_NUM_THREADS=1 python -m lablib.recall.experiment --out lablib/recall/results/mqar.json --workers 2"
@@ -69,14 +70,6 @@ def run_one(job: tuple[str, int]) -> dict:
             "runs": [r.as_dict() for r in runs]}
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def load_results(path: Path = RESULTS) -> dict:
     """The shipped results: {"task", "train", "lrs", "rows": [...], "commit", "rebuild", ...}."""
     return json.loads(Path(path).read_text())
@@ -103,7 +96,7 @@ def main(argv=None) -> None:
     header = {"what": "MQAR recall accuracy against decoding state bytes (2 layers, no MLP)",
               "rebuild": REBUILD, "task": TASK, "train": TRAIN, "lrs": list(LRS),
               "optimizer": "AdamW(betas=(0.9, 0.98)), warmup then cosine, grad clip 1.0",
-              "commit": _commit(), "torch": torch.__version__, "python": sys.version.split()[0]}
+              "commit": git_commit(__file__), "torch": torch.__version__, "python": sys.version.split()[0]}
 
     def save():
         rows = sorted(done.values(), key=lambda r: (list(MODELS).index(r["model"]), r["d_model"]))
