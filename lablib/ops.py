@@ -41,8 +41,8 @@ the ops unify the names here only (the forms keep theirs). States are (B, H, D_k
 except normalized linear attention's ``LinearAttentionState(kv, k_sum)`` and the scan's (..., N);
 the Triton backend returns them in fp32, the PyTorch backends in the inputs' dtype.
 
-``python -m lablib.ops --bench`` times the PyTorch backends against each other (and causal SDPA)
-at T = 4096 on this machine's CPU and prints a table.
+``python -m lablib.ops --bench`` times the PyTorch backends against each other, fla's naive forms
+and causal SDPA at T = 4096 on this machine's CPU and prints a table (``lablib.bench.cpu``).
 """
 
 from __future__ import annotations
@@ -416,83 +416,6 @@ def diagonal_scan(
     return OpResult(h, h[..., -1, :] if output_final_state else None, name)
 
 
-# --------------------------------------------------------------------------- benchmark
-
-
-def _bench(T: int, B: int, H: int, D: int, threads: int | None, backward: bool) -> None:
-    """Time every PyTorch backend of every op at one size on this CPU and print a markdown table."""
-    import math
-    import time
-
-    import torch.nn.functional as F
-
-    if threads:
-        torch.set_num_threads(threads)
-    g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(B, H, T, D, generator=g) for _ in range(3))
-    log_decay = F.logsigmoid(torch.randn(B, H, T, generator=g) + 4)  # a ~ 0.98 per step
-    log_alpha = F.logsigmoid(torch.randn(B, H, T, D, generator=g)) / 16  # GLA's own parametrization
-    beta = torch.rand(B, H, T, generator=g)
-    lam = torch.rand(B * H, T, D, generator=g)
-    x = torch.randn(B * H, T, D, generator=g)
-    cases = {
-        "linear_attention": (linear_attention, (q, k, v), {}),
-        "scalar_gated_attention": (scalar_gated_attention, (q, k, v, log_decay), {}),
-        "gla": (gla, (q, k, v, log_alpha), {}),
-        "delta_rule": (delta_rule, (q, k, v, beta), {}),
-        "gated delta_rule": (delta_rule, (q, k, v, beta), {"log_decay": log_decay}),
-        "diagonal_scan": (diagonal_scan, (lam, x), {}),
-    }
-    columns = ["vectorized", "chunkwise", "scan", "recurrent"]
-
-    def best_ms(fn, budget_s: float = 3.0, max_repeats: int = 10) -> float:
-        best, spent, runs = math.inf, 0.0, 0
-        while runs < max_repeats and (runs == 0 or spent < budget_s):
-            start = time.perf_counter()
-            fn()
-            took = time.perf_counter() - start
-            best, spent, runs = min(best, took), spent + took, runs + 1
-        return 1e3 * best
-
-    def runner(op, args, kwargs, backend):
-        if not backward:
-            def run():
-                with torch.no_grad():
-                    op(*args, backend=backend, **kwargs)
-            return run
-        leaves = [a.detach().requires_grad_() for a in args]
-
-        def run():
-            op(*leaves, backend=backend, **kwargs).out.sum().backward()
-        return run
-
-    what = "forward + backward" if backward else "forward"
-    print(f"{what}, ms (fastest of up to 10 runs, 2 for recurrent), B={B} H={H} T={T} D={D}, "
-          f"{torch.get_num_threads()} threads, fp32, CPU")
-    print("| op | " + " | ".join(columns) + " | chunkwise / vectorized |")
-    print("|---|" + "---:|" * (len(columns) + 1))
-    for label, (op, args, kwargs) in cases.items():
-        op_name = "delta_rule" if "delta" in label else op.__name__
-        times = {}
-        for col in columns:
-            if col in BACKENDS[op_name]:
-                fn = runner(op, args, kwargs, col)
-                fn()  # warm-up
-                times[col] = best_ms(fn, max_repeats=2 if col == "recurrent" else 10)
-        cells = [f"{times[c]:.1f}" if c in times else "" for c in columns]
-        ratio = f"{times['chunkwise'] / times['vectorized']:.1f}x" if "chunkwise" in times else ""
-        print(f"| {label} | " + " | ".join(cells) + f" | {ratio} |", flush=True)
-    sdpa_args = [t.detach().requires_grad_(backward) for t in (q, k, v)]
-
-    def sdpa():
-        with torch.set_grad_enabled(backward):
-            out = F.scaled_dot_product_attention(*sdpa_args, is_causal=True)
-            if backward:
-                out.sum().backward()
-    sdpa()
-    print(f"| softmax (SDPA, causal) | {best_ms(sdpa):.1f} | | | | |")
-
-
 def main(argv=None) -> None:
     import argparse
 
@@ -504,11 +427,25 @@ def main(argv=None) -> None:
     parser.add_argument("--D", type=int, default=64)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--backward", action="store_true", help="time forward + backward instead of forward")
+    parser.add_argument("--both", action="store_true", help="time forward, then forward + backward")
+    parser.add_argument("--no-fla", action="store_true", help="leave out fla's naive forms")
+    parser.add_argument("--out", default=None, help="also write the tables as Markdown (e.g. benchmarks/cpu/ops.md)")
     args = parser.parse_args(argv)
     if not args.bench:
         parser.print_help()
         return
-    _bench(args.T, args.B, args.H, args.D, args.threads, args.backward)
+    import sys
+
+    from lablib.bench.cpu import run_cpu_bench, write_cpu_bench
+
+    tables = []
+    for backward in ([False, True] if args.both else [args.backward]):
+        _, table = run_cpu_bench(args.T, args.B, args.H, args.D, threads=args.threads, backward=backward,
+                                 fla=not args.no_fla)
+        print(table + "\n", flush=True)
+        tables.append(table)
+    if args.out:
+        write_cpu_bench(args.out, tables, "python -m lablib.ops " + " ".join(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

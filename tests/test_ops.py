@@ -283,8 +283,16 @@ def test_bad_inputs_raise_clear_errors():
         ops.gla(q, q, q, torch.ones_like(q))
 
 
-def test_bench_prints_a_table(capsys):
-    ops.main(["--bench", "--T", "40", "--H", "1", "--D", "8"])
-    table = capsys.readouterr().out
-    for row in ("| linear_attention |", "| gla |", "| gated delta_rule |", "| diagonal_scan |", "| softmax (SDPA, causal) |"):
-        assert row in table, table
+def test_bench_prints_and_writes_a_table_beside_fla_and_sdpa(capsys, tmp_path):
+    out = tmp_path / "ops.md"
+    ops.main(["--bench", "--T", "64", "--H", "1", "--D", "8", "--both", "--out", str(out)])
+    printed = capsys.readouterr().out
+    written = out.read_text()
+    assert "forward + backward" in written and "machine: " in written and "python -m lablib.ops --bench" in written
+    for row in ("linear_attention", "gla", "gated delta_rule", "diagonal_scan", "softmax (SDPA, causal)"):
+        lines = [line for line in printed.splitlines() if line.startswith(f"| {row} |")]
+        assert len(lines) == 2, f"expected a forward and a backward row for {row}:\n{printed}"
+    rows = [line.split("|") for line in written.splitlines() if line.startswith("| delta_rule |")]
+    assert rows and all(r[-2].strip() == "delta_rule_chunkwise" and r[-3].strip().endswith("x") for r in rows), written
+    with pytest.raises(ValueError, match="multiple of 64"):
+        ops.main(["--bench", "--T", "40"])
