@@ -78,10 +78,21 @@ def execute(nb, cwd: Path, timeout: int = 900):
 
 
 def marimo_app(root: Path, chapter: str) -> str:
-    """The marimo app's text for a chapter, made by ``marimo convert`` from the source's cells."""
+    """The marimo app's text for a chapter: what ``marimo convert`` makes from the source's cells.
+
+    Called in-process (``MarimoConvert.from_ipynb(...).to_py()`` is exactly what the CLI command
+    runs; marimo is pinned below 0.26 in the dev extra), which spares a Python start per chapter
+    in ``check``; the CLI is the fallback should that module move.
+    """
     import nbformat
 
     nb = read_source(root, chapter)
+    try:
+        from marimo._convert.converters import MarimoConvert
+    except ImportError:  # pragma: no cover - a marimo whose converter moved
+        MarimoConvert = None
+    if MarimoConvert is not None:
+        return MarimoConvert.from_ipynb(nbformat.writes(nb)).to_py()
     with tempfile.TemporaryDirectory() as tmp:
         ipynb, app = Path(tmp) / f"{chapter}.ipynb", Path(tmp) / f"{chapter}.py"
         nbformat.write(nb, ipynb)
