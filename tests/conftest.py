@@ -42,9 +42,11 @@ def require_peer(module: str, package: str | None = None):
 # (xdist's own loadgroup reads `xdist_group` marks by renaming node ids, which does not take
 # effect with pytest 9 here, so the grouping is done by the scheduler below instead.)
 SPREAD_FILES = {"test_chapters.py"}
-# Units are handed out in collection order, so the longest come first: notebooks (each a whole
-# chapter), then the chapter-app tests, the one-off compile check and the model-loading files.
-LONG_FIRST = ("notebooks/", "test_chapters.py", "test_kernels_compile.py", "test_browser.py", "test_encoder")
+# Units are handed out in collection order, so the longest come first (longest-processing-time
+# first keeps both workers busy to the end): the sm_90 compile check (~3.5 minutes cold, one unit),
+# the notebooks (each a whole chapter), the chapter-app tests, then the other long files.
+LONG_FIRST = ("test_kernels_compile.py", "notebooks/", "test_chapters.py", "test_bench", "test_browser.py",
+              "test_kernel_", "test_encoder")
 
 
 def _file_of(nodeid: str) -> str:
@@ -78,5 +80,9 @@ if LoadScopeScheduling is not None:
 
     def pytest_xdist_make_scheduler(config, log):
         if config.getvalue("dist") == "loadgroup":
+            # xdist's default --loadscope-reorder sorts units by their number of tests, which sent the
+            # long units with few tests (the compile check: 4 tests, 213 s cold; each chapter app: 1)
+            # to the end of the run, where one worker ran them alone: keep LONG_FIRST's order instead.
+            config.option.loadscopereorder = False
             return PerFileScheduling(config, log)
         return None
