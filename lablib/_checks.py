@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["check_sequence_tensor", "check_qkv", "check_finite"]
+__all__ = ["check_sequence_tensor", "check_qkv", "check_finite", "check_frame"]
 
 
 def check_sequence_tensor(x: torch.Tensor, name: str) -> None:
@@ -54,3 +54,16 @@ def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool
         )
     if not (q.dtype == k.dtype == v.dtype):
         raise ValueError(f"q, k, v must share a dtype; got {q.dtype}, {k.dtype}, {v.dtype}")
+
+
+def check_frame(df, columns: list[str], name: str) -> None:
+    """Check that ``df`` is a non-empty pandas DataFrame with ``columns`` (what a chart function reads)."""
+    import pandas as pd  # here, not at the top: the tensor checks above must not import pandas
+
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{name} takes a pandas DataFrame with columns {columns}; got {type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{name} needs columns {columns}; missing {missing} (got {list(df.columns)})")
+    if df.empty:
+        raise ValueError(f"{name} got an empty DataFrame")

@@ -11,19 +11,11 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from lablib._checks import check_frame
+
 __all__ = ["gap_chart", "path_chart", "spawn_chart"]
 
 KIND_COLORS = alt.Scale(domain=["naive", "matched"], range=["#d62728", "#1f77b4"])
-
-
-def _require(df: pd.DataFrame, columns: list[str], name: str) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"{name} takes a pandas DataFrame with columns {columns}; got {type(df).__name__}")
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{name} needs columns {columns}; missing {missing} (got {list(df.columns)})")
-    if df.empty:
-        raise ValueError(f"{name} got an empty DataFrame")
 
 
 def path_chart(paths: pd.DataFrame, barriers: pd.DataFrame, width: int | None = None) -> alt.HConcatChart:
@@ -34,8 +26,8 @@ def path_chart(paths: pd.DataFrame, barriers: pd.DataFrame, width: int | None = 
     ``metric``, ``barrier``. A width selector picks the left panel's networks and moves the rule on the right;
     a metric selector switches both panels. Thin lines: seeds; thick: their mean.
     """
-    _require(paths, ["width", "seed", "kind", "metric", "alpha", "value"], "path_chart")
-    _require(barriers, ["width", "seed", "kind", "metric", "barrier"], "path_chart (barriers)")
+    check_frame(paths, ["width", "seed", "kind", "metric", "alpha", "value"], "path_chart")
+    check_frame(barriers, ["width", "seed", "kind", "metric", "barrier"], "path_chart (barriers)")
     widths = sorted(int(w) for w in paths["width"].unique())
     metrics = list(dict.fromkeys(paths["metric"]))
     w_param = alt.param(name="width", value=int(width if width is not None else widths[len(widths) // 2]),
@@ -73,7 +65,7 @@ def spawn_chart(rows: pd.DataFrame, one_example: float | None = None) -> alt.HCo
     ``one_example`` (e.g. one test image's share of the error) if given. The x axes are symlog so that
     k = 0 shows. Clicking the legend highlights one optimizer.
     """
-    _require(rows, ["optimizer", "seed", "k", "barrier"], "spawn_chart")
+    check_frame(rows, ["optimizer", "seed", "k", "barrier"], "spawn_chart")
     spawned = rows[rows["k"] != "independent"].assign(k=lambda f: f["k"].astype(int))
     independent = rows[rows["k"] == "independent"].groupby("optimizer", as_index=False)["barrier"].mean()
     pick = alt.selection_point(name="optimizer_pick", fields=["optimizer"], bind="legend")
@@ -111,7 +103,7 @@ def gap_chart(rows: pd.DataFrame) -> alt.LayerChart:
     ``rows``: columns ``width``, ``seed``, ``metric`` (e.g. "rms output gap", "weight change"), ``value`` > 0.
     A selector picks the metric. The grey guide is c / sqrt(width) through the mean at the smallest width.
     """
-    _require(rows, ["width", "seed", "metric", "value"], "gap_chart")
+    check_frame(rows, ["width", "seed", "metric", "value"], "gap_chart")
     if not (rows["value"] > 0).all():
         raise ValueError("gap_chart: every value must be > 0 (log axes)")
     metrics = list(dict.fromkeys(rows["metric"]))

@@ -15,21 +15,13 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from lablib._checks import check_frame
+
 __all__ = ["error_chart", "memory_chart", "recall_chart", "state_explorer", "timing_chart"]
 
 WIDTH, HEIGHT = 420, 260
 MAX_STEPS, MAX_DIM = 64, 16  # state_explorer: keeps the inline data (and the page) small
 DIVERGING = "redblue"  # reversed below: negative blue, positive red, white at 0 (as RecurrenceStepper)
-
-
-def _require(df: pd.DataFrame, columns: list[str], name: str) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"{name} takes a pandas DataFrame with columns {columns}; got {type(df).__name__}")
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{name} needs columns {columns}; missing {missing} (got {list(df.columns)})")
-    if df.empty:
-        raise ValueError(f"{name} got an empty DataFrame")
 
 
 def _log_x(field: str, title: str) -> alt.X:
@@ -52,7 +44,7 @@ def timing_chart(df: pd.DataFrame) -> alt.Chart:
     On log-log axes a cost ~ T^p is a straight line of slope p: 2 for the quadratic forms, 1 for
     the recurrent and chunkwise ones.
     """
-    _require(df, ["form", "T", "seconds"], "timing_chart")
+    check_frame(df, ["form", "T", "seconds"], "timing_chart")
     df = df[["form", "T", "seconds"]]
     if not (df.seconds > 0).all():
         raise ValueError("timing_chart: every time must be > 0 (the axis is logarithmic)")
@@ -84,7 +76,7 @@ def memory_chart(df: pd.DataFrame) -> alt.Chart:
 
     The softmax KV cache grows linearly with the tokens; the linear-attention state is flat.
     """
-    _require(df, ["decoder", "tokens", "bytes"], "memory_chart")
+    check_frame(df, ["decoder", "tokens", "bytes"], "memory_chart")
     df = df[["decoder", "tokens", "bytes"]]
     return (
         alt.Chart(df, title="Memory needed to decode the next token")
@@ -111,7 +103,7 @@ def error_chart(df: pd.DataFrame, tolerance: float = 1e-5) -> alt.LayerChart:
     In float32 the forms agree to about 1e-7: rounding, because they add in different orders.
     Exact zeros, which a log axis cannot show, sit on the axis floor, labelled "0 (exact)".
     """
-    _require(df, ["form", "T", "max_error"], "error_chart")
+    check_frame(df, ["form", "T", "max_error"], "error_chart")
     if (df.max_error < 0).any() or df.max_error.isna().any():
         raise ValueError("error_chart: max_error must be >= 0 and not NaN")
     positive = df.max_error[df.max_error > 0]
@@ -155,7 +147,7 @@ def recall_chart(df: pd.DataFrame) -> alt.LayerChart:
     One line per d. Dashed: sqrt((n - 1) / d), the crosstalk expected from random unit keys; the
     error becomes large once n approaches d.
     """
-    _require(df, ["pairs", "d", "error"], "recall_chart")
+    check_frame(df, ["pairs", "d", "error"], "recall_chart")
     df = df[["pairs", "d", "error"]]
     base = alt.Chart(df).encode(
         x=alt.X("pairs:Q", title="key-value pairs stored (n)"),

@@ -13,20 +13,12 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from lablib._checks import check_frame
+
 __all__ = ["attention_heatmaps", "attention_matrix_explorer", "map_property_chart", "performer_error_chart"]
 
 MAX_T = 48  # attention matrices up to 48 x 48 (the data travels inside the chart)
 WEIGHT_SCHEME = "blues"
-
-
-def _require(df: pd.DataFrame, columns: list[str], name: str) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"{name} takes a pandas DataFrame with columns {columns}; got {type(df).__name__}")
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{name} needs columns {columns}; missing {missing} (got {list(df.columns)})")
-    if df.empty:
-        raise ValueError(f"{name} got an empty DataFrame")
 
 
 def _matrices(matrices: dict[str, Any], name: str) -> dict[str, np.ndarray]:
@@ -120,7 +112,7 @@ def map_property_chart(df: pd.DataFrame) -> alt.LayerChart:
 
     Softmax sits at monotonicity 1 with its own entropy; a map close to it is both.
     """
-    _require(df, ["map", "entropy", "monotonicity"], "map_property_chart")
+    check_frame(df, ["map", "entropy", "monotonicity"], "map_property_chart")
     df = df[["map", "entropy", "monotonicity"]].assign(is_softmax=lambda d: d["map"] == "softmax")
     base = alt.Chart(df).encode(
         x=alt.X("entropy:Q", title="attention entropy, nats (lower: spikier)", scale=alt.Scale(zero=False)),
@@ -143,7 +135,7 @@ def performer_error_chart(df: pd.DataFrame) -> alt.LayerChart:
 
     Dashed grey: C m^(-1/2) through each head's first point, the Monte Carlo rate.
     """
-    _require(df, ["head", "m", "error"], "performer_error_chart")
+    check_frame(df, ["head", "m", "error"], "performer_error_chart")
     df = df[["head", "m", "error"]]
     if not (df.error > 0).all() or not (df.m > 0).all():
         raise ValueError("performer_error_chart: m and error must be > 0 (log axes)")
