@@ -1,16 +1,18 @@
-"""Where a shipped result came from: the git commit of the code that made it.
+"""Where a shipped result came from, and reading it back.
 
 Every experiment that writes a results file (``python -m lablib.<pkg>.experiment --out ...``)
 records ``git_commit(__file__)`` beside its config and rebuild command, so a reader can check out
-the code that produced a number.
+the code that produced a number; ``read_results(path, rebuild)`` loads such a file, and says how
+to rebuild it when it is missing.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
-__all__ = ["git_commit"]
+__all__ = ["git_commit", "read_results"]
 
 
 def git_commit(path: str | Path) -> str:
@@ -31,3 +33,11 @@ def git_commit(path: str | Path) -> str:
     if not head:
         return "unknown"
     return head + (f" ({folder.name}/ uncommitted)" if dirty else "")
+
+
+def read_results(path: str | Path, rebuild: str) -> dict:
+    """A shipped JSON results file as a dict; FileNotFoundError naming the ``rebuild`` command when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; rebuild it: {rebuild}")
+    return json.loads(path.read_text())

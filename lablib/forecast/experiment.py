@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lablib.provenance import git_commit
+from lablib.provenance import git_commit, read_results
 
 __all__ = ["MODELS", "RESULTS", "REBUILD", "SEEDS", "SERIES", "SeriesSetup", "load_results", "prepare", "run_one",
            "sample_windows"]
@@ -186,10 +186,7 @@ def all_jobs(series=tuple(SERIES), models=MODELS, seeds=SEEDS) -> list[tuple[str
 
 def load_results(path: str | Path = RESULTS) -> dict:
     """The shipped results (the module docstring has the command that rebuilds them)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; rebuild it: {REBUILD}")
-    return json.loads(path.read_text())
+    return read_results(path, REBUILD)
 
 
 def main(argv=None) -> None:

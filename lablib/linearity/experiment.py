@@ -47,7 +47,7 @@ from lablib.linearity.models import (
 )
 from lablib.linearity.replace import linear_replacement
 from lablib.linearity.score import AffineMap, fit_affine, linearity_score, residual_linearity_score, update_share
-from lablib.provenance import git_commit
+from lablib.provenance import git_commit, read_results
 
 __all__ = [
     "CONFIG",
@@ -303,10 +303,7 @@ def run(config: dict | None = None, progress: bool = True) -> dict:
 
 def load_results(path: str | Path = RESULTS) -> dict:
     """The shipped results (see the module docstring for the command that rebuilds them)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; rebuild it: {REBUILD}")
-    return json.loads(path.read_text())
+    return read_results(path, REBUILD)
 
 
 def main(argv=None) -> None:

@@ -45,7 +45,7 @@ from lablib.linearize.convert import attention_inputs, linearize, linearized_lay
 from lablib.linearize.lora import add_lora, load_lora_state, lora_finetune, lora_parameters, lora_state
 from lablib.linearize.metrics import call, layer_metrics, minilm_metrics, othello_metrics, teacher_reference
 from lablib.linearize.transfer import attention_transfer
-from lablib.provenance import git_commit
+from lablib.provenance import git_commit, read_results
 
 __all__ = [
     "CONFIG", "DIAGNOSTICS", "MiniLMTask", "OthelloTask", "Task", "METRICS", "REBUILD", "RESULTS", "STAGES", "build_stage", "evaluate", "layer_frame",
@@ -375,10 +375,7 @@ def run(out: Path = RESULTS, config: dict | None = None, models=("Othello GPT", 
 
 def load_results(path: str | Path = RESULTS) -> dict:
     """The shipped results (the module docstring names the command that rebuilds them)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; rebuild it: {REBUILD}")
-    return json.loads(path.read_text())
+    return read_results(path, REBUILD)
 
 
 def load_states(model: str, folder: str | Path | None = None) -> dict:

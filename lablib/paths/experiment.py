@@ -35,7 +35,7 @@ from lablib.paths.linearize import targets, train_side_by_side
 from lablib.paths.mlp import MLP, Params, evaluate
 from lablib.paths.rebasin import permute, weight_matching
 from lablib.paths.train import TrainConfig, start, train, train_steps
-from lablib.provenance import git_commit
+from lablib.provenance import git_commit, read_results
 
 __all__ = ["ADAM", "LINEARIZE", "REBASIN", "RESULTS", "SGD", "SPAWN", "independent_pair", "load_results", "mlp",
            "pair_paths", "run_linearize", "run_rebasin", "run_spawn", "spawn_pairs"]
@@ -195,9 +195,7 @@ def load_results(name: str, path: str | Path | None = None) -> dict:
     if name not in FILES:
         raise ValueError(f"name must be one of {sorted(FILES)}; got {name!r}")
     path = Path(path) if path is not None else RESULTS / FILES[name]
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; rebuild it: python -m lablib.paths.experiment {name} --out {path}")
-    return json.loads(path.read_text())
+    return read_results(path, f"python -m lablib.paths.experiment {name} --out {path}")
 
 
 def main(argv=None) -> None:

@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from lablib.provenance import git_commit
+from lablib.provenance import git_commit, read_results
 
 RESULTS = Path(__file__).parent / "results" / "mqar.json"
 REBUILD = "OPENBLAS_NUM_THREADS=1 python -m lablib.recall.experiment --out lablib/recall/results/mqar.json --workers 2"
@@ -72,7 +72,7 @@ def run_one(job: tuple[str, int]) -> dict:
 
 def load_results(path: Path = RESULTS) -> dict:
     """The shipped results: {"task", "train", "lrs", "rows": [...], "commit", "rebuild", ...}."""
-    return json.loads(Path(path).read_text())
+    return read_results(path, REBUILD)
 
 
 def main(argv=None) -> None:
