@@ -82,7 +82,8 @@ def load_encoder():
     return tokenizer, model
 
 
-def _check_texts(texts) -> list[str]:
+def check_texts(texts) -> list[str]:
+    """``texts`` as a list, or ValueError: a sequence (not one string) of non-empty strings, not empty itself."""
     if isinstance(texts, str):
         raise ValueError("texts must be a sequence of strings, not a single string (wrap it in a list)")
     if not isinstance(texts, Sequence) or len(texts) == 0:
@@ -134,7 +135,7 @@ def embed(texts: Sequence[str], layer: int | None = None, *, batch_size: int = 6
     read nor written.
     Raises ``ValueError`` for an empty or non-string input, a bad layer or batch size.
     """
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     layer = _check_layer(layer)
     batch_size = _check_batch_size(batch_size)
     if cache:
@@ -181,7 +182,7 @@ def steered_embed(
     records that module's output. (``output_hidden_states`` is not used: in transformers 5 it is
     recorded by hooks registered earlier, which see the output before the steering hook edits it.)
     """
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     layer = _check_layer(layer)
     out_layer = _check_layer(out_layer)
     batch_size = _check_batch_size(batch_size)

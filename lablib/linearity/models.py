@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from lablib.encoder.model import check_texts
+
 __all__ = [
     "TokenStates",
     "minilm_blocks",
@@ -46,16 +48,6 @@ class TokenStates:
         """The tokens of the given sentences / games (a sequence or tensor of group ids)."""
         keep = torch.isin(self.group, torch.as_tensor(list(groups) if not isinstance(groups, torch.Tensor) else groups))
         return TokenStates(self.hidden[:, keep], self.group[keep])
-
-
-def _check_texts(texts) -> list[str]:
-    if isinstance(texts, str) or not isinstance(texts, Sequence) or len(texts) == 0:
-        raise ValueError(f"texts must be a non-empty sequence of strings; got {type(texts).__name__}")
-    out = list(texts)
-    for i, t in enumerate(out):
-        if not isinstance(t, str) or not t.strip():
-            raise ValueError(f"texts[{i}] must be a non-empty string; got {t!r}")
-    return out
 
 
 def _check_batch_size(batch_size) -> int:
@@ -96,7 +88,7 @@ def minilm_states(texts: Sequence[str], model=None, *, batch_size: int = 128) ->
     """
     from lablib.encoder import load_encoder
 
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     batch_size = _check_batch_size(batch_size)
     tokenizer, trained = load_encoder()
     model = trained if model is None else model
@@ -119,7 +111,7 @@ def minilm_sentence_embeddings(texts: Sequence[str], model=None, *, batch_size: 
     """
     from lablib.encoder import load_encoder
 
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     batch_size = _check_batch_size(batch_size)
     tokenizer, trained = load_encoder()
     model = trained if model is None else model
