@@ -25,7 +25,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -82,25 +81,12 @@ def marimo_app(root: Path, chapter: str) -> str:
 
     Called in-process (``MarimoConvert.from_ipynb(...).to_py()`` is exactly what the CLI command
     runs; marimo is pinned below 0.26 in the dev extra), which spares a Python start per chapter
-    in ``check``; the CLI is the fallback should that module move.
+    in ``check``.
     """
     import nbformat
+    from marimo._convert.converters import MarimoConvert
 
-    nb = read_source(root, chapter)
-    try:
-        from marimo._convert.converters import MarimoConvert
-    except ImportError:  # pragma: no cover - a marimo whose converter moved
-        MarimoConvert = None
-    if MarimoConvert is not None:
-        return MarimoConvert.from_ipynb(nbformat.writes(nb)).to_py()
-    with tempfile.TemporaryDirectory() as tmp:
-        ipynb, app = Path(tmp) / f"{chapter}.ipynb", Path(tmp) / f"{chapter}.py"
-        nbformat.write(nb, ipynb)
-        subprocess.run(
-            [sys.executable, "-m", "marimo", "convert", str(ipynb), "-o", str(app)],
-            check=True, capture_output=True, text=True,
-        )
-        return app.read_text()
+    return MarimoConvert.from_ipynb(nbformat.writes(read_source(root, chapter))).to_py()
 
 
 def build(ids: list[str] | None = None, root: str | Path | None = None) -> None:
