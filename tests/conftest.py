@@ -86,3 +86,62 @@ if LoadScopeScheduling is not None:
             config.option.loadscopereorder = False
             return PerFileScheduling(config, log)
         return None
+
+
+# --- One computation for a chapter's two executions ------------------------------------------
+# Every chapter runs twice: as a notebook (nbval) and as a marimo app (test_chapters.py). Their
+# heavy steps are lablib functions marked @lablib.memo.session_memo (pure, checked at each call),
+# which reuse a result from a directory named by LABLIB_MEMO_DIR. The suite makes one fresh
+# directory per run (the controller makes it; xdist workers inherit it) and names it only to the
+# chapter executions: nbval's kernels and the app runs. The unit tests always run the code.
+_CHAPTER_MEMO = "LABLIB_TEST_CHAPTER_MEMO"
+
+
+def pytest_configure(config):
+    import os
+    import tempfile
+
+    if not hasattr(config, "workerinput") and _CHAPTER_MEMO not in os.environ:
+        os.environ[_CHAPTER_MEMO] = tempfile.mkdtemp(prefix="lablib-chapter-memo-")
+        config._lablib_chapter_memo = os.environ[_CHAPTER_MEMO]
+    config.pluginmanager.register(_NotebookMemo(), "lablib-notebook-memo")
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    folder = getattr(config, "_lablib_chapter_memo", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def chapter_env() -> dict:
+    """The environment for a chapter's execution: os.environ with lablib's memo directory named."""
+    import os
+
+    from lablib import memo
+
+    env = dict(os.environ)
+    if _CHAPTER_MEMO in os.environ:
+        env[memo.ENV] = os.environ[_CHAPTER_MEMO]
+    return env
+
+
+class _NotebookMemo:
+    """nbval starts a notebook's kernel while its first cell is set up: name the memo directory to it
+    then. (A plugin, not a hook of this file: this conftest's hooks see only the items under tests/.)"""
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_setup(self, item):
+        import os
+
+        from lablib import memo
+
+        is_notebook = item.nodeid.startswith("notebooks/") and _CHAPTER_MEMO in os.environ
+        if is_notebook:
+            os.environ[memo.ENV] = os.environ[_CHAPTER_MEMO]
+        try:
+            yield
+        finally:
+            if is_notebook:
+                os.environ.pop(memo.ENV, None)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import chapter_env
 
 from lablib import chapters
 
@@ -61,10 +62,12 @@ def test_marimo_app_parses_and_has_no_multiply_defined_names(chapter):
 def test_marimo_app_runs_every_cell(chapter, tmp_path):
     """Execute the app as marimo does (cell-local `_names`, dependency order) and fail on any cell error.
 
-    The notebook surface is executed by nbval; this is the same guarantee for the app surface.
+    The notebook surface is executed by nbval; this is the same guarantee for the app surface. The
+    heavy lablib calls marked @session_memo (pure functions, identical on both surfaces) reuse the
+    notebook run's results when it came first (tests/conftest.py); every cell still runs.
     """
     result = subprocess.run(
         [sys.executable, "-m", "marimo", "export", "html", f"apps/{chapter}.py", "-o", str(tmp_path / "app.html")],
-        cwd=ROOT / "notebooks", capture_output=True, text=True, timeout=600,
+        cwd=ROOT / "notebooks", capture_output=True, text=True, timeout=600, env=chapter_env(),
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -28,6 +28,7 @@ from lablib.encoder.leace import LeaceEraser
 from lablib.encoder.model import N_LAYERS, embed, steered_embed
 from lablib.encoder.probes import LogisticProbe, MeanDifferenceProbe, accuracy, stratified_split
 from lablib.encoder.sentences import SentenceSet, load_sentences
+from lablib.memo import session_memo
 
 __all__ = [
     "Data",
@@ -54,6 +55,7 @@ class Data:
     pair: torch.Tensor
 
 
+@session_memo
 def load_data(sentences: SentenceSet | None = None) -> Data:
     """Embed the sentence set (about 4 s on one thread the first time; cached afterwards)."""
     s = load_sentences() if sentences is None else sentences
@@ -107,6 +109,7 @@ def probe_layers(data: Data, kind: str = "random") -> list[dict]:
     return rows
 
 
+@session_memo
 def erasure_layers(data: Data, kind: str = "random", *, shrinkage: bool = True, layers=None) -> list[dict]:
     """Per layer, mean over the folds of ``kind``, with a LEACE eraser for sentiment fitted on the
     training side of each fold:
@@ -148,6 +151,7 @@ def knn_predict(train_x: torch.Tensor, train_y: torch.Tensor, x: torch.Tensor, k
     return votes.argmax(1)
 
 
+@session_memo
 def steering(
     data: Data,
     layer: int,

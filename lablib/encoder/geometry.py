@@ -71,6 +71,7 @@ from pathlib import Path
 import torch
 
 from lablib.encoder.model import load_encoder
+from lablib.memo import session_memo
 from lablib.probes.geometry import causal_cosine, causal_metric, pair_cosines, whitening
 
 __all__ = [
@@ -379,6 +380,7 @@ def vocab_sensitivity() -> dict:
     return {v: (cosine_matrix(metric=causal_metric_for(v))[1] - ref).abs().max().item() for v in ("all", "words")}
 
 
+@session_memo
 def geometry_report(vocab: str = "trained", n_splits: int = 50, seed: int = 0) -> dict:
     """Every number of the experiment, Euclidean (``M = I``) against causal (``M = Cov^{-1}``).
 

@@ -47,6 +47,7 @@ from lablib.linearity.models import (
 )
 from lablib.linearity.replace import linear_replacement
 from lablib.linearity.score import AffineMap, fit_affine, linearity_score, residual_linearity_score, update_share
+from lablib.memo import session_memo
 from lablib.provenance import git_commit, read_results
 
 __all__ = [
@@ -81,6 +82,7 @@ def halves(n_groups: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return perm[: n_groups // 2].sort().values, perm[n_groups // 2 :].sort().values
 
 
+@session_memo
 def score_rows(states: TokenStates, split: tuple, *, ridge: float = CONFIG["ridge"], **meta) -> list[dict]:
     """Linearity scores of every block of one model, as rows of dicts.
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from lablib.encoder.model import check_texts
+from lablib.memo import session_memo
 
 __all__ = [
     "TokenStates",
@@ -80,6 +81,7 @@ def minilm_blocks(model) -> list[nn.Module]:
 
 
 @torch.no_grad()
+@session_memo
 def minilm_states(texts: Sequence[str], model=None, *, batch_size: int = 128) -> TokenStates:
     """Hidden states of every non-padding token (``[CLS]`` and ``[SEP]`` included) at all 7 layers.
 
@@ -130,6 +132,7 @@ def othello_blocks(model) -> list[nn.Module]:
 
 
 @torch.no_grad()
+@session_memo
 def othello_states(model, games: list[list[int]], *, batch_size: int = 500) -> TokenStates:
     """The residual stream at every move of every game, after 0, 1, ..., L blocks.
 

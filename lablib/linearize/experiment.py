@@ -45,6 +45,7 @@ from lablib.linearize.convert import attention_inputs, linearize, linearized_lay
 from lablib.linearize.lora import add_lora, load_lora_state, lora_finetune, lora_parameters, lora_state
 from lablib.linearize.metrics import call, layer_metrics, minilm_metrics, othello_metrics, teacher_reference
 from lablib.linearize.transfer import attention_transfer
+from lablib.memo import session_memo
 from lablib.provenance import git_commit, read_results
 
 __all__ = [
@@ -195,6 +196,7 @@ class MiniLMTask(Task):
 # --------------------------------------------------------------------------- stages
 
 
+@session_memo
 def minilm_task(cfg: dict | None = None, *, train: bool = True) -> MiniLMTask:
     """all-MiniLM-L6-v2's :class:`MiniLMTask` (``train=False``: only what measuring needs)."""
     return MiniLMTask(cfg, train=train)
@@ -277,18 +279,23 @@ def train_model(task: Task, config: dict | None = None, progress: bool = True, l
     return states, info
 
 
+@session_memo
 def evaluate(task: Task, states: dict, config: dict | None = None) -> list[dict]:
     """One row per condition (teacher, every stage, the diagnostics): ``model``, ``stage``, the
     downstream metrics, and ``layers`` (:func:`lablib.linearize.metrics.layer_metrics`)."""
-    rows = [{"model": task.name, "stage": "teacher", **task.downstream(task.teacher)}]
-    reference = teacher_reference(task.teacher, task.layer_batches)
-    conditions = [(s, s, False) for s in STAGES] + [(d, parent, True) for d, parent in DIAGNOSTICS.items()]
-    for name, stage, drop in conditions:
-        model = build_stage(task, stage, states, config)
-        for layer in linearized_layers(model):
-            layer.drop_linear = drop
-        rows.append({"model": task.name, "stage": name, **task.downstream(model),
-                     "layers": layer_metrics(model, reference)})
+    # The models built here draw random initial feature maps that the saved states overwrite (or, in the
+    # teacher's full-window reference layers, never use): a forked generator keeps the caller's random
+    # stream where it was, so measuring has no side effect (and @session_memo may reuse it).
+    with torch.random.fork_rng(devices=[]):
+        rows = [{"model": task.name, "stage": "teacher", **task.downstream(task.teacher)}]
+        reference = teacher_reference(task.teacher, task.layer_batches)
+        conditions = [(s, s, False) for s in STAGES] + [(d, parent, True) for d, parent in DIAGNOSTICS.items()]
+        for name, stage, drop in conditions:
+            model = build_stage(task, stage, states, config)
+            for layer in linearized_layers(model):
+                layer.drop_linear = drop
+            rows.append({"model": task.name, "stage": name, **task.downstream(model),
+                         "layers": layer_metrics(model, reference)})
     return rows
 
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lablib.memo import session_memo
 from lablib.world.activations import ProbeData, probe_dataset
 from lablib.world.model import GPT
 
@@ -202,6 +203,7 @@ def fit_ridge_probe(x: torch.Tensor, y: torch.Tensor, n_classes: int | None = No
     return LinearProbe(Wr.view(S, C, d), br.view(S, C), kind="ridge")
 
 
+@session_memo
 def fit_mlp_probe(x: torch.Tensor, y: torch.Tensor, n_classes: int | None = None, hidden: int = 256,
                   epochs: int = 30, batch_size: int = 1024, lr: float = 2e-3, weight_decay: float = 1e-4,
                   seed: int = 0) -> MLPProbe:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lablib.memo import session_memo
 from lablib.recsys.baselines import ItemKNN, Popularity
 from lablib.recsys.data import load_movielens_100k
 from lablib.recsys.ease import EASE, ease_path
@@ -39,6 +40,7 @@ def make_split(X, seed: int) -> UserSplit:
     return strong_generalization_split(X, SPLIT["n_val"], SPLIT["n_test"], fraction=SPLIT["fraction"], seed=seed)
 
 
+@session_memo
 def linear_methods(split: UserSplit, lambdas=LAMBDAS, ks=KNN_KS) -> tuple[list[dict], list[dict]]:
     """EASE over ``lambdas``, item-kNN over ``ks``, popularity: (validation rows, test rows of the chosen models).
 
