@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["chapter_ids", "build", "check", "build_book"]
+__all__ = ["chapter_ids", "build", "check", "build_book", "run_app"]
 
 CHAPTER_GLOB = "t[0-9]_[0-9][0-9]_*.md"
 
@@ -87,6 +87,66 @@ def marimo_app(root: Path, chapter: str) -> str:
     from marimo._convert.converters import MarimoConvert
 
     return MarimoConvert.from_ipynb(nbformat.writes(read_source(root, chapter))).to_py()
+
+
+# What every app imports, for a process that forks one child per app (tests/test_chapters.py): torch,
+# the chart and widget stacks, and the marimo machinery run_app uses (names that do not import are skipped).
+APP_PRELOAD = ["torch", "pandas", "altair", "marimo", "lablib.chapters", "lablib.memo", "lablib.viz", "lablib.widgets",
+               "marimo._export.file", "marimo._session.session", "marimo._session.managers.kernel",
+               "marimo._runtime.runtime", "marimo._output.formatters.formatters", "marimo._output.md",
+               "marimo._convert.converters", "narwhals.stable.v1", "pymdownx.arithmatex", "pymdownx.blocks",
+               "pygments.formatters.html"]
+
+
+def run_app(chapter: str, root: str | Path | None = None, out: str | Path | None = None) -> bool:
+    """Execute a chapter's marimo app as ``marimo run`` serves it and export the page as HTML.
+
+    Returns True when every cell ran (errors are printed to stderr). The kernel runs on a thread of
+    this process, as under ``marimo run``; ``marimo export html`` would start a Python process for
+    it (edit mode), which costs a second start and every import again. What marimo checks is the
+    same: cell-local ``_names``, dependency order, every output formatted for the page. Uses
+    marimo's export internals (marimo is pinned below 0.26 in the dev extra). Run it in a
+    process of its own: the chapter's code runs in this one.
+    """
+    import asyncio
+
+    from marimo._export.file import export_html
+    from marimo._export.requests import HTMLFileExportRequest, NotebookExecutionOptions
+    from marimo._schemas.export_options import HTMLExportOptions
+    from marimo._session.model import SessionMode
+    from marimo._session.session import SessionImpl
+    from marimo._utils.marimo_path import MarimoPath
+
+    app = _root(root) / "notebooks" / "apps" / f"{chapter}.py"
+    if not app.is_file():
+        raise FileNotFoundError(f"no marimo app {app}; make it with: python -m lablib.chapters build {chapter}")
+    create = SessionImpl.create.__func__
+
+    async def create_in_run_mode(cls, *args, **kwargs):  # export_html asks for edit mode: a kernel process
+        return await create(cls, *args, **{**kwargs, "mode": SessionMode.RUN})
+
+    SessionImpl.create = classmethod(create_in_run_mode)
+    try:
+        result = asyncio.run(export_html(HTMLFileExportRequest(
+            path=MarimoPath(str(app)), options=HTMLExportOptions(files=(), include_code=True),
+            execution=NotebookExecutionOptions(cli_args={}, argv=[], persist_session=False))))
+    finally:
+        SessionImpl.create = classmethod(create)
+    if out is not None:
+        Path(out).write_bytes(result.bytez)
+    return not result.did_error
+
+
+def run_app_logged(chapter: str, root: str | Path, out: str | Path, log: str | Path, env: dict | None = None) -> None:
+    """:func:`run_app` as the whole job of a child process (``tests/test_chapters.py`` forks one per
+    app): stdout and stderr go to ``log``, ``env`` is added to the environment, the working folder is
+    notebooks/ (as for a reader's ``marimo run``); exits with 0 when every cell ran, 1 otherwise."""
+    with open(log, "wb") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+    os.environ.update(env or {})
+    os.chdir(_root(root) / "notebooks")
+    sys.exit(0 if run_app(chapter, root, out) else 1)
 
 
 def build(ids: list[str] | None = None, root: str | Path | None = None) -> None:

@@ -57,17 +57,82 @@ def test_marimo_app_parses_and_has_no_multiply_defined_names(chapter):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.fixture(scope="session")
+def app_processes():
+    """Processes for the apps: a fork server that has imported torch, marimo, Altair and lablib's chart
+    and widget modules once (chapters.APP_PRELOAD), so that each app runs in a fresh process of its own
+    (isolated as under ``marimo export html``) without paying two Python starts and those imports each time."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(chapters.APP_PRELOAD)
+    return context
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("chapter", IDS)
-def test_marimo_app_runs_every_cell(chapter, tmp_path):
-    """Execute the app as marimo does (cell-local `_names`, dependency order) and fail on any cell error.
+def test_marimo_app_runs_every_cell(chapter, tmp_path, app_processes):
+    """Execute the app as ``marimo run`` does (cell-local `_names`, dependency order, outputs formatted
+    for the page) and fail on any cell error.
 
     The notebook surface is executed by nbval; this is the same guarantee for the app surface. The
     heavy lablib calls marked @session_memo (pure functions, identical on both surfaces) reuse the
     notebook run's results when it came first (tests/conftest.py); every cell still runs.
     """
-    result = subprocess.run(
-        [sys.executable, "-m", "marimo", "export", "html", f"apps/{chapter}.py", "-o", str(tmp_path / "app.html")],
-        cwd=ROOT / "notebooks", capture_output=True, text=True, timeout=600, env=chapter_env(),
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    from lablib import memo
+
+    log = tmp_path / "app.log"
+    env = {k: v for k, v in chapter_env().items() if k == memo.ENV}
+    process = app_processes.Process(target=chapters.run_app_logged,
+                                    args=(chapter, ROOT, tmp_path / "app.html", log, env))
+    process.start()
+    process.join(timeout=600)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        pytest.fail(f"{chapter}'s app ran for more than 600 s:\n{log.read_text()[-3000:]}")
+    assert process.exitcode == 0, f"{chapter}'s app failed (exit code {process.exitcode}):\n{log.read_text()[-6000:]}"
+    assert (tmp_path / "app.html").stat().st_size > 10_000, "the exported page is missing or empty"
+
+
+def test_app_runner_reports_a_cell_error(tmp_path, app_processes):
+    """The runner above must fail on what marimo refuses: a cell-local name read by another cell."""
+    import shutil
+
+    (tmp_path / "notebooks" / "apps").mkdir(parents=True)
+    good = tmp_path / "notebooks" / "apps" / "t0_01_good.py"
+    good.write_text(_APP.format(first="x = 1", second="print(x + 1)", returns="(x,)", needs="x"))
+    bad = tmp_path / "notebooks" / "apps" / "t0_02_bad.py"
+    bad.write_text(_APP.format(first="_x = 1", second="print(_x + 1)", returns="", needs=""))
+    results = {}
+    for app in (good, bad):
+        process = app_processes.Process(target=chapters.run_app_logged,
+                                        args=(app.stem, tmp_path, tmp_path / f"{app.stem}.html", tmp_path / "log", {}))
+        process.start()
+        process.join(timeout=120)
+        results[app.stem] = (process.exitcode, (tmp_path / "log").read_text())
+    shutil.rmtree(tmp_path / "notebooks")
+    assert results["t0_01_good"][0] == 0, results["t0_01_good"][1]
+    assert results["t0_02_bad"][0] == 1 and "_x" in results["t0_02_bad"][1], results["t0_02_bad"]
+
+
+_APP = """import marimo
+
+app = marimo.App()
+
+
+@app.cell
+def _():
+    {first}
+    return {returns}
+
+
+@app.cell
+def _({needs}):
+    {second}
+    return
+
+
+if __name__ == "__main__":
+    app.run()
+"""
