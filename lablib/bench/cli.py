@@ -57,7 +57,8 @@ RUN_DEFAULTS = dict(budget=5.0, ref_max_chunks=256, budget_s=None, case_timeout=
                     autotune_rep_ms=None)
 FULL = dict(tokens=32768, lengths=[1024, 2048, 4096, 8192, 16384, 32768], heads=16, dims=[64, 128],
             dtype="bf16", chunk_size=64, warmup=5, repeats=20, **RUN_DEFAULTS)
-SMOKE = dict(tokens=128, lengths=[64, 128], heads=1, dims=[16], dtype="fp32", chunk_size=32, warmup=1, repeats=3,
+# smoke: every op and path end to end under the Triton interpreter, kept small (2 and 4 chunks per sequence)
+SMOKE = dict(tokens=64, lengths=[32, 64], heads=1, dims=[16], dtype="fp32", chunk_size=16, warmup=1, repeats=3,
              **RUN_DEFAULTS)
 # The first GPU run (benchmarks/gpu_run.sh): FULL's sizes inside about 6 minutes of device time, compilation
 # included. Our kernels, SDPA and the reference (T <= 4096) first; fla after them, cheapest autotuning first
