@@ -1,8 +1,6 @@
 """The three surfaces of every chapter follow from its one source, and the apps are valid marimo."""
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -51,10 +49,27 @@ def test_marimo_app_parses_and_has_no_multiply_defined_names(chapter):
     """marimo refuses a notebook where two cells define the same global name; catch it here."""
     app = ROOT / "notebooks" / "apps" / f"{chapter}.py"
     ast.parse(app.read_text())
-    result = subprocess.run(
-        [sys.executable, "-m", "marimo", "check", str(app)], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    ok, report = marimo_check(app)
+    assert ok, report
+
+
+def marimo_check(app: Path) -> tuple[bool, str]:
+    """What ``marimo check APP`` decides (exit code 0 unless a rule errs) and prints, run in this process:
+    the same lint call and default rules as the command, without a Python start per app."""
+    from marimo._lint import resolve_lint_config, run_check
+
+    messages = []
+    linter = run_check((str(app),), pipe=messages.append, lint_config=resolve_lint_config(None, None))
+    return not linter.errored, "\n".join(messages)
+
+
+def test_marimo_check_refuses_a_name_defined_in_two_cells(tmp_path):
+    good, bad = tmp_path / "good.py", tmp_path / "bad.py"
+    good.write_text(_APP.format(first="x = 1", second="print(x + 1)", returns="(x,)", needs="x"))
+    bad.write_text(_APP.format(first="x = 1", second="x = 2", returns="(x,)", needs=""))
+    assert marimo_check(good)[0], marimo_check(good)[1]
+    ok, report = marimo_check(bad)
+    assert not ok and "multiple" in report, report
 
 
 @pytest.fixture(scope="session")
