@@ -141,11 +141,12 @@ def run_app_logged(chapter: str, root: str | Path, out: str | Path, log: str | P
     """:func:`run_app` as the whole job of a child process (``tests/test_chapters.py`` forks one per
     app): stdout and stderr go to ``log``, ``env`` is added to the environment, the working folder is
     notebooks/ (as for a reader's ``marimo run``); exits with 0 when every cell ran, 1 otherwise."""
+    root = _root(root)  # before the chdir below: a relative root names the caller's folder
     with open(log, "wb") as f:
         os.dup2(f.fileno(), 1)
         os.dup2(f.fileno(), 2)
     os.environ.update(env or {})
-    os.chdir(_root(root) / "notebooks")
+    os.chdir(root / "notebooks")
     sys.exit(0 if run_app(chapter, root, out) else 1)
 
 

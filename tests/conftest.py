@@ -115,16 +115,13 @@ def pytest_unconfigure(config):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def chapter_env() -> dict:
-    """The environment for a chapter's execution: os.environ with lablib's memo directory named."""
+def chapter_memo_env() -> dict:
+    """What a chapter's execution adds to its environment: lablib's memo directory (none outside the suite)."""
     import os
 
     from lablib import memo
 
-    env = dict(os.environ)
-    if _CHAPTER_MEMO in os.environ:
-        env[memo.ENV] = os.environ[_CHAPTER_MEMO]
-    return env
+    return {memo.ENV: os.environ[_CHAPTER_MEMO]} if _CHAPTER_MEMO in os.environ else {}
 
 
 class _NotebookMemo:
@@ -135,13 +132,10 @@ class _NotebookMemo:
     def pytest_runtest_setup(self, item):
         import os
 
-        from lablib import memo
-
-        is_notebook = item.nodeid.startswith("notebooks/") and _CHAPTER_MEMO in os.environ
-        if is_notebook:
-            os.environ[memo.ENV] = os.environ[_CHAPTER_MEMO]
+        added = chapter_memo_env() if item.nodeid.startswith("notebooks/") else {}
+        os.environ.update(added)
         try:
             yield
         finally:
-            if is_notebook:
-                os.environ.pop(memo.ENV, None)
+            for name in added:
+                os.environ.pop(name, None)

@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from conftest import chapter_env
+from conftest import chapter_memo_env
 
 from lablib import chapters
 
@@ -94,39 +94,33 @@ def test_marimo_app_runs_every_cell(chapter, tmp_path, app_processes):
     heavy lablib calls marked @session_memo (pure functions, identical on both surfaces) reuse the
     notebook run's results when it came first (tests/conftest.py); every cell still runs.
     """
-    from lablib import memo
+    exitcode, log = run_in_child(app_processes, chapter, ROOT, tmp_path / "app.html", chapter_memo_env(), 600)
+    assert exitcode == 0, f"{chapter}'s app failed (exit code {exitcode}):\n{log[-6000:]}"
+    assert (tmp_path / "app.html").stat().st_size > 10_000, "the exported page is missing or empty"
 
-    log = tmp_path / "app.log"
-    env = {k: v for k, v in chapter_env().items() if k == memo.ENV}
-    process = app_processes.Process(target=chapters.run_app_logged,
-                                    args=(chapter, ROOT, tmp_path / "app.html", log, env))
+
+def run_in_child(app_processes, chapter: str, root: Path, out: Path, env: dict, timeout: int) -> tuple[int, str]:
+    """(exit code, log) of chapters.run_app_logged in a process forked from the fork server; fails past ``timeout`` s."""
+    log = out.with_suffix(".log")
+    process = app_processes.Process(target=chapters.run_app_logged, args=(chapter, root, out, log, env))
     process.start()
-    process.join(timeout=600)
+    process.join(timeout=timeout)
     if process.is_alive():
         process.kill()
         process.join()
-        pytest.fail(f"{chapter}'s app ran for more than 600 s:\n{log.read_text()[-3000:]}")
-    assert process.exitcode == 0, f"{chapter}'s app failed (exit code {process.exitcode}):\n{log.read_text()[-6000:]}"
-    assert (tmp_path / "app.html").stat().st_size > 10_000, "the exported page is missing or empty"
+        pytest.fail(f"{chapter}'s app ran for more than {timeout} s:\n{log.read_text()[-3000:]}")
+    return process.exitcode, log.read_text()
 
 
 def test_app_runner_reports_a_cell_error(tmp_path, app_processes):
     """The runner above must fail on what marimo refuses: a cell-local name read by another cell."""
-    import shutil
-
     (tmp_path / "notebooks" / "apps").mkdir(parents=True)
     good = tmp_path / "notebooks" / "apps" / "t0_01_good.py"
     good.write_text(_APP.format(first="x = 1", second="print(x + 1)", returns="(x,)", needs="x"))
     bad = tmp_path / "notebooks" / "apps" / "t0_02_bad.py"
     bad.write_text(_APP.format(first="_x = 1", second="print(_x + 1)", returns="", needs=""))
-    results = {}
-    for app in (good, bad):
-        process = app_processes.Process(target=chapters.run_app_logged,
-                                        args=(app.stem, tmp_path, tmp_path / f"{app.stem}.html", tmp_path / "log", {}))
-        process.start()
-        process.join(timeout=120)
-        results[app.stem] = (process.exitcode, (tmp_path / "log").read_text())
-    shutil.rmtree(tmp_path / "notebooks")
+    results = {app.stem: run_in_child(app_processes, app.stem, tmp_path, tmp_path / f"{app.stem}.html", {}, 120)
+               for app in (good, bad)}
     assert results["t0_01_good"][0] == 0, results["t0_01_good"][1]
     assert results["t0_02_bad"][0] == 1 and "_x" in results["t0_02_bad"][1], results["t0_02_bad"]
 

@@ -1,9 +1,11 @@
 """lablib.memo: a repeated pure call reads the first one's result; anything impure is refused."""
 
 import operator
+import os
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,9 +88,8 @@ def test_a_fresh_process_reads_what_another_stored(memo_dir):
     # what make test relies on: nbval's kernel stores, the marimo app's process reads
     code = ("import torch, test_memo as t; r = t.scaled_sum(torch.arange(5.0), 3.0); "
             "print(r.item(), len(t.CALLS))")
-    env_dir = str(memo_dir)
-    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=__file__.rsplit("/", 1)[0],
-                           env={**__import__("os").environ, memo.ENV: env_dir}, check=True).stdout.split()
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent,
+                           env={**os.environ, memo.ENV: str(memo_dir)}, check=True).stdout.split()
             for _ in range(2)]
     assert runs == [["30.0", "1"], ["30.0", "0"]], runs
 
