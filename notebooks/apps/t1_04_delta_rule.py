@@ -47,6 +47,7 @@ def _(mo):
 
 @app.cell
 def _():
+    import inspect
     import math
     import os
 
@@ -54,6 +55,7 @@ def _():
     import pandas as pd
     import torch
     import torch.nn.functional as F
+    from IPython.display import Code
 
     # Before lablib.kernels is imported: interpret the kernels on a CPU, compile them on a GPU.
     os.environ.setdefault("TRITON_INTERPRET", "0" if torch.cuda.is_available() else "1")
@@ -62,15 +64,14 @@ def _():
     from lablib.attention import delta_rule_chunkwise, delta_rule_recurrent, linear_attention_recurrent, random_qkv
     from lablib.exercises.delta import check_delta_step, check_gated_delta_step, check_wy_factor
     from lablib.kernels.delta_rule import INTERPRETED, chunk_delta_rule
-    from lablib.layers import DeltaNet
     from lablib.testing import max_scaled_error
     from lablib.timing import best_seconds
 
     DEVICE = "cpu" if INTERPRETED else "cuda"  # interpreted kernels take CPU tensors, compiled ones CUDA tensors
     f"Triton kernels {'interpreted on the CPU' if INTERPRETED else 'compiled for ' + torch.cuda.get_device_name()}"
     return (
+        Code,
         DEVICE,
-        DeltaNet,
         F,
         alt,
         best_seconds,
@@ -80,6 +81,7 @@ def _():
         chunk_delta_rule,
         delta_rule_chunkwise,
         delta_rule_recurrent,
+        inspect,
         math,
         max_scaled_error,
         pd,
@@ -624,77 +626,69 @@ def _(mo):
     $\beta = \beta_{\max}\,\sigma(w^\top x_t)$ are learned projections of a token embedding, a learned
     initial state and a linear readout, trained with Adam for 400 steps on random 32-bit strings to
     output the parity at every position, three seeds for each $\beta_{\max} \in \{1, 2\}$, then
-    tested on longer strings:
+    tested on longer strings. The model lives in `lablib.attention.parity`; here it is, written out:
     """)
     return
 
 
 @app.cell
-def _(F, alt, default_threads, delta_rule_chunkwise, pd, torch):
-    class DeltaNetParity(torch.nn.Module):
-        """Embedding -> one DeltaNet layer (one head, D = 8) -> linear readout of 2 logits per position.
+def _(Code, inspect):
+    from lablib.attention.parity import DeltaNetParity, LayerParity, load_parity, parity_accuracy, train_parity, training_seconds
 
-        beta_t = beta_max * sigmoid(w . x_t), so beta_max = 1 allows only eigenvalues in [0, 1] and
-        beta_max = 2 allows [-1, 1]. bits (B, T) -> logits (B, T, 2).
-        """
-
-        def __init__(self, beta_max: float, d: int = 8, seed: int = 0):
-            super().__init__()
-            g = torch.Generator().manual_seed(seed)
-            self.beta_max = beta_max
-            self.embed = torch.nn.Parameter(torch.randn(2, d, generator=g))
-            self.qkv = torch.nn.Parameter(torch.randn(3, d, d, generator=g) / d**0.5)
-            self.w_beta = torch.nn.Parameter(torch.randn(d, generator=g) / d**0.5)
-            self.S0 = torch.nn.Parameter(torch.randn(d, d, generator=g) / d**0.5)
-            self.readout = torch.nn.Linear(d, 2)
-
-        def beta(self, bits):
-            return self.beta_max * torch.sigmoid(self.embed[bits] @ self.w_beta)
-
-        def forward(self, bits):
-            x = self.embed[bits]  # (B, T, d)
-            q, k, v = (x @ W for W in self.qkv)
-            S0 = self.S0.expand(bits.shape[0], 1, -1, -1)
-            o = delta_rule_chunkwise(q[:, None], k[:, None], v[:, None], self.beta(bits)[:, None], initial_state=S0, chunk_size=64)
-            return self.readout(o[:, 0])
+    Code(inspect.getsource(DeltaNetParity), language="python")
+    return (
+        LayerParity,
+        load_parity,
+        parity_accuracy,
+        train_parity,
+        training_seconds,
+    )
 
 
-    def random_bits(batch, T, generator):
-        bits = torch.randint(0, 2, (batch, T), generator=generator)
-        return bits, bits.cumsum(-1) % 2
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    and its training, Adam on the parity at every position of fresh random strings:
+    """)
+    return
 
 
-    @torch.no_grad()
-    def parity_accuracy(model, beta_max, seed, lengths=(32, 64, 128, 256, 512, 1024)):
-        """Accuracy at the last position on 256 fresh strings of each length (the same strings for every model)."""
-        rows = []
-        for T in lengths:
-            bits, parity = random_bits(256, T, torch.Generator().manual_seed(T))
-            accuracy = (model(bits).argmax(-1)[:, -1] == parity[:, -1]).float().mean().item()
-            rows.append({"beta in": f"[0, {beta_max:g}]", "seed": seed, "T": T, "accuracy": accuracy})
-        return rows
+@app.cell
+def _(Code, inspect, train_parity):
+    Code(inspect.getsource(train_parity), language="python")
+    return
 
 
-    def train_parity(make_model, seed, steps=400, T_train=32):
-        """Adam on random T_train-bit strings, the parity at every position as the target."""
-        torch.manual_seed(seed)
-        model = make_model()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        data = torch.Generator().manual_seed(1000 + seed)
-        for _ in range(steps):
-            bits, parity = random_bits(64, T_train, data)
-            loss = F.cross_entropy(model(bits).reshape(-1, 2), parity.reshape(-1))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return model
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    The ten models of this section (six here, four in the next part) were the slowest step of this
+    chapter to run, so they ship trained by exactly that code (`lablib/attention/results/parity_models.pt`,
+    which records how long each took; rebuild it with `python -m lablib.attention.parity`).
+    `RETRAIN = True` trains them here instead, with the same seeds and so the same weights
+    (`tests/test_parity.py` checks that it does).
+    """)
+    return
 
 
+@app.cell
+def _(
+    F,
+    alt,
+    default_threads,
+    load_parity,
+    parity_accuracy,
+    pd,
+    torch,
+    training_seconds,
+):
+    RETRAIN = False  # True: train the ten parity models here (the shipped file says how long that took) instead of loading them
     torch.set_num_threads(1)
     parity_rows, learned_betas = [], []
     for _beta_max in [1.0, 2.0]:
         for _seed in range(3):
-            _model = train_parity(lambda: DeltaNetParity(_beta_max, seed=_seed), _seed)
+            # train_parity(lambda: DeltaNetParity(_beta_max, seed=_seed), _seed), shipped or retrained:
+            _model = load_parity(f"written/beta{_beta_max:g}/seed{_seed}", retrain=RETRAIN)
             with torch.no_grad():
                 _unit_keys = F.normalize(_model.embed @ _model.qkv[1], dim=-1)  # (2, d): the key of a 0 and of a 1
                 learned_betas.append({"beta_max": _beta_max, "seed": _seed,
@@ -702,6 +696,8 @@ def _(F, alt, default_threads, delta_rule_chunkwise, pd, torch):
                                       "cos(key of 0, key of 1)": (_unit_keys[0] @ _unit_keys[1]).item()})
             parity_rows += parity_accuracy(_model, _beta_max, _seed)
     torch.set_num_threads(default_threads)
+    if not RETRAIN:
+        print(f"loaded the shipped models; training all ten took {sum(training_seconds().values()):.0f} s on one CPU thread")
     parity_results = pd.DataFrame(parity_rows)
     _lines = alt.Chart(parity_results).mark_line(point=True).encode(
         x=alt.X("T:Q", scale=alt.Scale(type="log", base=2), title="test length (trained on 32)"),
@@ -712,7 +708,7 @@ def _(F, alt, default_threads, delta_rule_chunkwise, pd, torch):
     )
     _chance = alt.Chart(pd.DataFrame({"y": [0.5]})).mark_rule(strokeDash=[4, 3], color="gray").encode(y="y:Q")
     (_lines + _chance).properties(width=380, height=230, title="one line per seed; dashed: chance")
-    return learned_betas, parity_accuracy, parity_results, train_parity
+    return RETRAIN, learned_betas, parity_results
 
 
 @app.cell
@@ -775,39 +771,27 @@ def _(mo):
 
 
 @app.cell
+def _(Code, LayerParity, inspect):
+    Code(inspect.getsource(LayerParity), language="python")
+    return
+
+
+@app.cell
 def _(
-    DeltaNet,
+    RETRAIN,
     default_threads,
+    load_parity,
     parity_accuracy,
     parity_table,
     pd,
     torch,
-    train_parity,
 ):
-    class LayerParity(torch.nn.Module):
-        """Embedding -> lablib.layers.DeltaNet (1 head, d_model 8, no short conv), learned S_0 -> readout. bits (B, T) -> (B, T, 2)."""
-
-        def __init__(self, beta_max: float, d: int = 8):
-            super().__init__()
-            self.embed = torch.nn.Embedding(2, d)
-            self.mixer = DeltaNet(d, n_heads=1, conv_size=0, allow_neg_eigval=beta_max == 2)
-            self.S0 = torch.nn.Parameter(torch.randn(1, 1, d, d) / d**0.5)
-            self.readout = torch.nn.Linear(d, 2)
-
-        def beta(self, bits):
-            beta = torch.sigmoid(self.mixer.b_proj(self.embed(bits)))[..., 0]  # what the layer computes
-            return 2 * beta if self.mixer.allow_neg_eigval else beta
-
-        def forward(self, bits):
-            y, _ = self.mixer(self.embed(bits), {"attn": self.S0.expand(bits.shape[0], -1, -1, -1)})
-            return self.readout(y)
-
-
     torch.set_num_threads(1)
     layer_rows, layer_betas = [], {}
     for _beta_max in [1.0, 2.0]:
         for _seed in range(2):
-            _model = train_parity(lambda: LayerParity(_beta_max), _seed)
+            # train_parity(lambda: LayerParity(_beta_max), _seed), shipped or retrained:
+            _model = load_parity(f"layer/beta{_beta_max:g}/seed{_seed}", retrain=RETRAIN)
             layer_rows += parity_accuracy(_model, _beta_max, _seed)
             with torch.no_grad():
                 layer_betas[(_beta_max, _seed)] = _model.beta(torch.tensor([1])).item()
