@@ -19,6 +19,7 @@ def test_every_run_is_shipped_with_the_code_s_definition():
     assert set(seconds) == set(RUNS) and all(s > 0 for s in seconds.values()), f"training seconds {seconds}"
 
 
+@pytest.mark.slow  # seconds each: trains a model
 @pytest.mark.parametrize("name", ["written/beta2/seed0", "layer/beta2/seed1"])
 def test_retraining_reproduces_the_shipped_weights(name):
     shipped, retrained = load_parity(name), train_run(name)
