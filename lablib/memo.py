@@ -167,8 +167,14 @@ def _feed_pickle(h, obj) -> None:
         raise
     except Exception as err:
         raise Unfingerprintable(f"{type(obj).__qualname__} does not pickle ({err})") from None
+    # Hash the pickle of the object's unpickled copy, not its own: a pickle also records which equal
+    # strings are one object, and a fresh tokenizer shares them differently from one read back from
+    # disk (which is what a memo hit hands on), so their pickles differ while the objects are equal.
+    # After one round trip both are built the same way, and pickle the same.
+    canonical = io.BytesIO()
+    _Pickler(canonical, protocol=4).dump(pickle.loads(buffer.getvalue()))
     h.update(f"pickle:{type(obj).__module__}.{type(obj).__qualname__}:".encode())
-    h.update(buffer.getvalue())
+    h.update(canonical.getvalue())
 
 
 def _importable_name(fn) -> str:

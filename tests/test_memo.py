@@ -153,3 +153,16 @@ def test_functions_defined_in_a_notebook_are_refused():
         fingerprint(namespace["helper"])
     with pytest.raises(Unfingerprintable):
         fingerprint(object())
+
+
+def test_a_tokenizer_read_back_from_disk_has_the_fresh_one_s_fingerprint():
+    """A memo hit hands on an unpickled copy; its pickle shares equal strings differently from a fresh
+    tokenizer's, and the key must not depend on that (else the next memoized call that takes it misses)."""
+    import pickle
+
+    from lablib.encoder.model import load_encoder
+    from lablib.memo import fingerprint
+
+    tokenizer, _ = load_encoder()
+    read_back = pickle.loads(pickle.dumps(tokenizer))
+    assert fingerprint(read_back) == fingerprint(tokenizer)
