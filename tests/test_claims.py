@@ -15,7 +15,11 @@ Two checks, both usable on any notebook path:
 * ``source_problems(path)``: in a ``.md`` chapter source or an ``.ipynb``, every
   ``# NBVAL_CHECK_OUTPUT`` cell that prints or displays a boolean expression (a comparison,
   ``bool(...)``, ``.all()``, ``allclose(...)``, ``not ...``, a name assigned one of those, ...),
-  found by parsing the cell with ``ast``.
+  found by parsing the cell with ``ast``; and every such cell that prints a value in scientific
+  notation (``f"{err:.0e}"``). A measured error of 4e-16 is rounding noise: its digits change with
+  the BLAS build, the CPU or a library release, and nbval then fails a correct chapter (t5_02 did
+  on a clean clone: 3e-16 stored, 4e-16 measured). A checked line states the bound its assert
+  checks ("below 1e-9"); the measured value goes in the assert's message, or in an unchecked cell.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ BOOLEAN_METHODS = {
     "startswith", "endswith", "isdisjoint", "issubset", "issuperset", "is_monotonic_increasing",
 }
 SHOWING_FUNCTIONS = {"print", "display"}
+SCIENTIFIC = re.compile(r"[eE]$")  # a format spec ending in e: f"{x:.0e}", f"{x:>8.2E}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,6 +175,35 @@ def printed_booleans(source: str, boolean_names: set[str] = frozenset()) -> list
     return [ast.unparse(node) for node in shown]
 
 
+def _format_spec(node: ast.FormattedValue) -> str:
+    spec = node.format_spec
+    if spec is None:
+        return ""
+    return "".join(part.value for part in spec.values if isinstance(part, ast.Constant))
+
+
+def printed_scientific(source: str) -> list[str]:
+    """The values a cell prints or displays in scientific notation (``f"{err:.0e}"``), as source text.
+
+    Only what is shown counts: an assert's message may (and should) give the measured value.
+    Raises SyntaxError if the cell (magics aside) is not Python.
+    """
+    tree = ast.parse(_python(source))
+    shown_roots = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in SHOWING_FUNCTIONS:
+            shown_roots += node.args
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        shown_roots.append(tree.body[-1].value)
+    found, seen = [], set()
+    for root in shown_roots:
+        for node in ast.walk(root):
+            if isinstance(node, ast.FormattedValue) and SCIENTIFIC.search(_format_spec(node)) and id(node) not in seen:
+                seen.add(id(node))  # a last-line print(...) is reached both as a call and as the cell's value
+                found.append(f"{{{ast.unparse(node.value)}:{_format_spec(node)}}}")
+    return found
+
+
 # ---------------------------------------------------------------------------------------------
 # The checks
 
@@ -192,6 +226,11 @@ def source_problems(path: str | Path) -> list[str]:
             problems.append(
                 f"{path.name}, cell {index}: the {MARKER} cell shows the boolean `{expression}`; "
                 "state the claim as an assert whose message gives the expected and the measured value"
+            )
+        for value in printed_scientific(cell.source):
+            problems.append(
+                f"{path.name}, cell {index}: the {MARKER} cell prints `{value}`, a value in scientific notation "
+                "whose digits are rounding noise that differs between machines; print the bound the assert checks instead"
             )
     return problems
 
@@ -323,6 +362,21 @@ def test_check_passes_a_clean_notebook(tmp_path):
     assert claim_problems(path) == []
 
 
+def test_check_catches_rounding_noise_in_a_checked_line(tmp_path):
+    # the t5_02 case: a clean clone measured 4e-16 where the notebook had stored 3e-16, and nbval failed
+    path = _write(
+        tmp_path, "planted_noise.ipynb",
+        _code_cell("row_error = 3.3e-16\nassert row_error < 1e-9, f'expected rows summing to 1, off by {row_error:.1e}'\n"
+                   "# NBVAL_CHECK_OUTPUT\nprint(f'rows sum to 1 (max error {row_error:.0e})')",
+                   _printed("rows sum to 1 (max error 3e-16)\n")),
+        _code_cell("# NBVAL_CHECK_OUTPUT\nprint(f'rows sum to 1 (to within 1e-9); first row {[0.52, 0.04]}')",
+                   _printed("rows sum to 1 (to within 1e-9); first row [0.52, 0.04]\n")),
+        _code_cell("print(f'measured {3.3e-16:.0e}')", _printed("measured 3e-16\n")),  # unchecked: nbval ignores it
+    )
+    problems = claim_problems(path)
+    assert len(problems) == 1 and "cell 0" in problems[0] and "{row_error:.0e}" in problems[0], problems
+
+
 def test_check_reads_chapter_sources(tmp_path):
     source = tmp_path / "t9_99_planted.md"
     source.write_text(
@@ -357,6 +411,21 @@ def test_check_reads_chapter_sources(tmp_path):
 )
 def test_printed_booleans_are_found(source):
     assert printed_booleans(source, _boolean_names([nbformat.v4.new_code_cell(source)]))
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        ("print(f'max error {err:.0e}')", ["{err:.0e}"]),
+        ("print(f'{a:.2f} and {b:>9.1E}')", ["{b:>9.1E}"]),
+        ("print(f\"{'tiny' if e < 1e-6 else f'{e:.0e}'}\")", ["{e:.0e}"]),
+        ("f'{err:.1e}'", ["{err:.1e}"]),
+        ("assert err < 1e-9, f'measured {err:.1e}'\nprint(f'{err:.3f}')", []),
+        ("print(f'{n:,} rows, {share:.1%}, {x:g}')", []),
+    ],
+)
+def test_scientific_values_are_found_only_where_shown(source, found):
+    assert printed_scientific(source) == found
 
 
 @pytest.mark.parametrize(
