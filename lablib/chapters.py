@@ -4,7 +4,8 @@ A chapter is written once, as MyST Markdown at ``notebooks/<id>.md`` (jupytext f
 as Markdown, code in ``{code-cell}`` blocks). From it this tool makes
 
 * ``notebooks/<id>.ipynb``       the executed Jupyter notebook (outputs committed, checked by nbval);
-* ``notebooks/apps/<id>.py``     the marimo app (``marimo convert`` of the same cells);
+* ``notebooks/apps/<id>.py``     the marimo app (``marimo convert`` of the same cells, where a cell
+  that prints runs under ``mo.redirect_stdout()``: ``marimo run`` hides console output);
 * ``book/chapters/<id>.ipynb``   a fresh execution for the Jupyter Book (not committed).
 
 Commands (run from the repository root)::
@@ -21,11 +22,14 @@ fine when jupytext is installed: ``notebooks/jupytext.toml`` pairs it with the `
 from __future__ import annotations
 
 import argparse
+import ast
+import io
 import os
 import shutil
 import subprocess
 import sys
 import time
+import tokenize
 from pathlib import Path
 
 __all__ = ["chapter_ids", "build", "check", "build_book", "run_app"]
@@ -86,7 +90,73 @@ def marimo_app(root: Path, chapter: str) -> str:
     import nbformat
     from marimo._convert.converters import MarimoConvert
 
-    return MarimoConvert.from_ipynb(nbformat.writes(read_source(root, chapter))).to_py()
+    nb = read_source(root, chapter)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = show_prints(cell.source)
+    return MarimoConvert.from_ipynb(nbformat.writes(nb)).to_py()
+
+
+def _prints(tree: ast.AST) -> bool:
+    """Whether the cell itself calls ``print`` (not only inside a function or class it defines)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+            return True
+        if _prints(node):
+            return True
+    return False
+
+
+def _rows_inside_strings(source: str) -> set[int]:
+    """1-based rows that continue a multi-line string: indenting them would change the string."""
+    rows: set[int] = set()
+    opened: list[int] = []  # Python 3.12 tokenizes f-strings as FSTRING_START ... FSTRING_END
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        name = tokenize.tok_name[token.type]
+        if name == "STRING":
+            rows.update(range(token.start[0] + 1, token.end[0] + 1))
+        elif name == "FSTRING_START":
+            opened.append(token.start[0])
+        elif name == "FSTRING_END":
+            rows.update(range(opened.pop() + 1, token.end[0] + 1))
+    return rows
+
+
+def _insert(lines: list[str], row: int, byte_offset: int, text: str) -> list[str]:
+    """``lines`` with ``text`` inserted at an ``ast`` position (1-based row, UTF-8 byte offset)."""
+    line = lines[row - 1].encode()
+    return [*lines[: row - 1], (line[:byte_offset].decode() + text + line[byte_offset:].decode()), *lines[row:]]
+
+
+def show_prints(source: str) -> str:
+    """A code cell's source for the marimo app, with its printed lines shown to the reader.
+
+    ``marimo run`` hides console output (stdout), so an app reader would miss every printed result
+    that the notebook and the book show. A cell that prints runs inside ``with
+    mo.redirect_stdout():``, which sends the lines to the cell's output area; its displayed last
+    expression, if any, becomes ``mo.output.append(...)`` so that it shows below them instead of
+    replacing them. A cell that does not print (or does not parse) is returned unchanged.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # IPython magics: marimo's converter deals with those
+        return source
+    if not tree.body or not _prints(tree):
+        return source
+    lines = source.splitlines()
+    last = tree.body[-1]
+    shown = isinstance(last, ast.Expr) and not (
+        isinstance(last.value, ast.Call) and isinstance(last.value.func, ast.Name) and last.value.func.id == "print")
+    after = lines[last.end_lineno - 1].encode()[last.end_col_offset:].decode()
+    if shown and not after.lstrip().startswith(";"):  # `chart;` displays nothing in Jupyter: leave it so
+        # the closing parenthesis first: on a one-line expression it leaves the opening offset valid
+        lines = _insert(lines, last.end_lineno, last.end_col_offset, ")")
+        lines = _insert(lines, last.lineno, last.col_offset, "mo.output.append(")
+    inside = _rows_inside_strings(source)
+    body = [line if row in inside or not line.strip() else "    " + line for row, line in enumerate(lines, 1)]
+    return "\n".join(["with mo.redirect_stdout():  # marimo run hides printed lines; this shows them", *body])
 
 
 # What every app imports, for a process that forks one child per app (tests/test_chapters.py): torch,

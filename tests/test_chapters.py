@@ -1,8 +1,12 @@
 """The three surfaces of every chapter follow from its one source, and the apps are valid marimo."""
 
 import ast
+import html
+import json
+import re
 from pathlib import Path
 
+import nbformat
 import pytest
 from conftest import chapter_memo_env
 
@@ -97,6 +101,53 @@ def test_marimo_app_runs_every_cell(chapter, tmp_path, app_processes):
     exitcode, log = run_in_child(app_processes, chapter, ROOT, tmp_path / "app.html", chapter_memo_env(), 600)
     assert exitcode == 0, f"{chapter}'s app failed (exit code {exitcode}):\n{log[-6000:]}"
     assert (tmp_path / "app.html").stat().st_size > 10_000, "the exported page is missing or empty"
+    # what the notebook prints and nbval checks, the app reader sees too (marimo run hides console output)
+    shown = app_page_text((tmp_path / "app.html").read_text())
+    missing = [line for line in checked_printed_lines(ROOT / "notebooks" / f"{chapter}.ipynb") if line not in shown]
+    assert not missing, f"{len(missing)} checked printed lines of the notebook are not on {chapter}'s app page, e.g. {missing[:3]}"
+
+
+def app_page_text(page: str) -> str:
+    """The text of every cell output on an exported marimo page (not the console, which ``marimo run`` hides),
+    tags removed and whitespace collapsed."""
+    marker = '"session": '
+    session, _ = json.JSONDecoder().raw_decode(page, page.index(marker) + len(marker))
+    parts = [value for cell in session["cells"] for output in cell.get("outputs", [])
+             for value in output.get("data", {}).values() if isinstance(value, str)]
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", "".join(parts))).split())
+
+
+def checked_printed_lines(notebook: Path) -> list[str]:
+    """The non-empty stdout lines of a notebook's ``# NBVAL_CHECK_OUTPUT`` cells, whitespace collapsed."""
+    lines = []
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in cell.source:
+            for output in cell.get("outputs", []):
+                if output.output_type == "stream" and output.name == "stdout":
+                    lines += [" ".join(line.split()) for line in output.text.splitlines() if line.strip()]
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("x = 2\nx", "x = 2\nx"),  # no print: unchanged
+        ("def f():\n    print('later')", "def f():\n    print('later')"),  # prints only when called elsewhere
+        ("%time y = 1\nprint(y)", "%time y = 1\nprint(y)"),  # a magic: left to marimo's converter
+        ("print('a')\nchart  # the chart",
+         "with mo.redirect_stdout():  # marimo run hides printed lines; this shows them\n"
+         "    print('a')\n    mo.output.append(chart)  # the chart"),
+        ("print('β'); 'β' + x", "with mo.redirect_stdout():  # marimo run hides printed lines; this shows them\n"
+         "    print('β'); mo.output.append('β' + x)"),  # ast offsets are UTF-8 bytes
+        ("print(1)\nchart;", "with mo.redirect_stdout():  # marimo run hides printed lines; this shows them\n"
+         "    print(1)\n    chart;"),  # Jupyter shows nothing after `;`, and nor does the app
+        ('s = """one\ntwo"""\nfor c in s:\n    print(c)',
+         'with mo.redirect_stdout():  # marimo run hides printed lines; this shows them\n'
+         '    s = """one\ntwo"""\n    for c in s:\n        print(c)'),  # a string's own lines keep their indent
+    ],
+)
+def test_app_cells_that_print_show_their_lines(source, expected):
+    assert chapters.show_prints(source) == expected
 
 
 def run_in_child(app_processes, chapter: str, root: Path, out: Path, env: dict, timeout: int) -> tuple[int, str]:

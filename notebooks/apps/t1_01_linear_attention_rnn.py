@@ -163,22 +163,23 @@ def _(mo):
 
 
 @app.cell
-def _(elu_plus_one, max_scaled_error, random_qkv):
-    q_nc, k_nc, v_nc = random_qkv(512, d_k=16, seed=1)
-    fq, fk = elu_plus_one(q_nc), elu_plus_one(k_nc)
+def _(elu_plus_one, max_scaled_error, mo, random_qkv):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        q_nc, k_nc, v_nc = random_qkv(512, d_k=16, seed=1)
+        fq, fk = elu_plus_one(q_nc), elu_plus_one(k_nc)
 
-    scores = fq @ fk.transpose(-1, -2)  # (1, 1, 512, 512): the quadratic order
-    quadratic = (scores @ v_nc) / scores.sum(-1, keepdim=True)
-    state = fk.transpose(-1, -2) @ v_nc  # (1, 1, 16, 16): the linear order
-    normalizer = fk.sum(2)  # (1, 1, 16)
-    linear = (fq @ state) / (fq @ normalizer.unsqueeze(-1))
+        scores = fq @ fk.transpose(-1, -2)  # (1, 1, 512, 512): the quadratic order
+        quadratic = (scores @ v_nc) / scores.sum(-1, keepdim=True)
+        state = fk.transpose(-1, -2) @ v_nc  # (1, 1, 16, 16): the linear order
+        normalizer = fk.sum(2)  # (1, 1, 16)
+        linear = (fq @ state) / (fq @ normalizer.unsqueeze(-1))
 
-    assert max_scaled_error(linear, quadratic) < 1e-5, (
-        f"expected both orders to give the same outputs to 1e-5, measured {max_scaled_error(linear, quadratic):.1e}"
-    )
-    print(f"T x T scores: {tuple(scores.shape)} ({scores.numel():,} numbers)")
-    print(f"state S:      {tuple(state.shape)} ({state.numel():,} numbers)")
-    print(f"max |difference| = {(linear - quadratic).abs().max():.1e}")
+        assert max_scaled_error(linear, quadratic) < 1e-5, (
+            f"expected both orders to give the same outputs to 1e-5, measured {max_scaled_error(linear, quadratic):.1e}"
+        )
+        print(f"T x T scores: {tuple(scores.shape)} ({scores.numel():,} numbers)")
+        print(f"state S:      {tuple(state.shape)} ({state.numel():,} numbers)")
+        print(f"max |difference| = {(linear - quadratic).abs().max():.1e}")
     return
 
 
@@ -209,29 +210,31 @@ def _(
     elu_plus_one,
     linear_attention_reference,
     max_scaled_error,
+    mo,
     random_qkv,
     torch,
 ):
-    def linear_attention_rnn(q, k, v):
-        """Causal linear attention for one head, as an RNN. q, k: (T, D_k); v: (T, D_v) -> (T, D_v)."""
-        fq, fk = elu_plus_one(q), elu_plus_one(k)
-        S = torch.zeros(q.shape[1], v.shape[1])  # the state: a D_k x D_v matrix
-        z = torch.zeros(q.shape[1])  # the normalizer's running sum
-        outputs = []
-        for t in range(q.shape[0]):
-            S = S + torch.outer(fk[t], v[t])  # write: add the outer product of key and value
-            z = z + fk[t]
-            outputs.append((fq[t] @ S) / (fq[t] @ z))  # read: query the state
-        return torch.stack(outputs)
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        def linear_attention_rnn(q, k, v):
+            """Causal linear attention for one head, as an RNN. q, k: (T, D_k); v: (T, D_v) -> (T, D_v)."""
+            fq, fk = elu_plus_one(q), elu_plus_one(k)
+            S = torch.zeros(q.shape[1], v.shape[1])  # the state: a D_k x D_v matrix
+            z = torch.zeros(q.shape[1])  # the normalizer's running sum
+            outputs = []
+            for t in range(q.shape[0]):
+                S = S + torch.outer(fk[t], v[t])  # write: add the outer product of key and value
+                z = z + fk[t]
+                outputs.append((fq[t] @ S) / (fq[t] @ z))  # read: query the state
+            return torch.stack(outputs)
 
 
-    q_rnn, k_rnn, v_rnn = random_qkv(50, d_k=8, seed=2)
-    rnn_out = linear_attention_rnn(q_rnn[0, 0], k_rnn[0, 0], v_rnn[0, 0])
-    reference_out = linear_attention_reference(q_rnn, k_rnn, v_rnn, causal=True)[0, 0]
-    assert max_scaled_error(rnn_out, reference_out) < 1e-5, (
-        f"expected the RNN to compute the attention formula to 1e-5, measured {max_scaled_error(rnn_out, reference_out):.1e}"
-    )
-    print(f"RNN vs attention formula, max |difference| = {(rnn_out - reference_out).abs().max():.1e}")
+        q_rnn, k_rnn, v_rnn = random_qkv(50, d_k=8, seed=2)
+        rnn_out = linear_attention_rnn(q_rnn[0, 0], k_rnn[0, 0], v_rnn[0, 0])
+        reference_out = linear_attention_reference(q_rnn, k_rnn, v_rnn, causal=True)[0, 0]
+        assert max_scaled_error(rnn_out, reference_out) < 1e-5, (
+            f"expected the RNN to compute the attention formula to 1e-5, measured {max_scaled_error(rnn_out, reference_out):.1e}"
+        )
+        print(f"RNN vs attention formula, max |difference| = {(rnn_out - reference_out).abs().max():.1e}")
     return
 
 
@@ -286,10 +289,11 @@ def _(
 
 
 @app.cell
-def _(agreement):
-    # NBVAL_CHECK_OUTPUT
-    print(f"{len(agreement)} comparisons: {agreement.form.nunique()} forms x {agreement['feature map'].nunique()} feature maps "
-          f"x {agreement['T'].nunique()} lengths, each against the reference")
+def _(agreement, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        print(f"{len(agreement)} comparisons: {agreement.form.nunique()} forms x {agreement['feature map'].nunique()} feature maps "
+              f"x {agreement['T'].nunique()} lengths, each against the reference")
     return
 
 
@@ -576,10 +580,11 @@ def _(
 
 
 @app.cell
-def _(decoding_memory, linear_bytes):
-    # NBVAL_CHECK_OUTPUT
-    print(f"linear-attention state: {linear_bytes.iloc[0]:,} bytes at every step; "
-          f"KV cache after 1024 tokens: {decoding_memory.bytes.max():,} bytes")
+def _(decoding_memory, linear_bytes, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        print(f"linear-attention state: {linear_bytes.iloc[0]:,} bytes at every step; "
+              f"KV cache after 1024 tokens: {decoding_memory.bytes.max():,} bytes")
     return
 
 

@@ -609,9 +609,10 @@ def _(
 
 
 @app.cell
-def _(kernel_check):
-    # NBVAL_CHECK_OUTPUT
-    print(f"{len(kernel_check)} comparisons (T=37, chunk 16, D=16 and 24: outputs, final state and three gradients) against the PyTorch form")
+def _(kernel_check, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        print(f"{len(kernel_check)} comparisons (T=37, chunk 16, D=16 and 24: outputs, final state and three gradients) against the PyTorch form")
     return
 
 
@@ -656,10 +657,11 @@ def _(
 
 
 @app.cell
-def _(decoding, q_dec):
-    # NBVAL_CHECK_OUTPUT
-    print(f"prefill {q_dec.shape[2] - len(decoding)} tokens, decode {len(decoding)}: "
-          f"each output and the final state compared with the full sequence of {q_dec.shape[2]}")
+def _(decoding, mo, q_dec):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        print(f"prefill {q_dec.shape[2] - len(decoding)} tokens, decode {len(decoding)}: "
+              f"each output and the final state compared with the full sequence of {q_dec.shape[2]}")
     return
 
 

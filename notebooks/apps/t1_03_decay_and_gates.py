@@ -229,9 +229,10 @@ def _(
 
 
 @app.cell
-def _(family_check):
-    # NBVAL_CHECK_OUTPUT
-    print(f"{len(family_check)} comparisons against the recurrence, over {family_check.gate.nunique()} gates")
+def _(family_check, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        print(f"{len(family_check)} comparisons against the recurrence, over {family_check.gate.nunique()} gates")
     return
 
 
@@ -737,10 +738,11 @@ def _(
 
 
 @app.cell
-def _(gated_kernel_check):
-    # NBVAL_CHECK_OUTPUT
-    print(f"{len(gated_kernel_check)} comparisons (T=37, chunk 16, D=16, mild and strong gates: outputs, final state, "
-          f"four gradients) against the recurrence")
+def _(gated_kernel_check, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        print(f"{len(gated_kernel_check)} comparisons (T=37, chunk 16, D=16, mild and strong gates: outputs, final state, "
+              f"four gradients) against the recurrence")
     return
 
 
@@ -799,10 +801,11 @@ def _(
 
 
 @app.cell
-def _(gla_kernel_check):
-    # NBVAL_CHECK_OUTPUT
-    print(f"GLA kernel: {len(gla_kernel_check)} comparisons (T=37, chunk 32, D=16, mild and strong vector gates: outputs, "
-          f"final state, four gradients) against the recurrence")
+def _(gla_kernel_check, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        print(f"GLA kernel: {len(gla_kernel_check)} comparisons (T=37, chunk 32, D=16, mild and strong vector gates: outputs, "
+              f"final state, four gradients) against the recurrence")
     return
 
 

@@ -147,17 +147,18 @@ def _(mo):
 
 
 @app.cell
-def _(new_value, overwrite):
-    _additive_miss, _delta_miss = overwrite["|read - new value|"]
-    assert _delta_miss < 1e-6, f"expected the delta rule to read back the new value to 1e-6, measured error {_delta_miss:.1e}"
-    assert _additive_miss > 0.5 * new_value.norm(), (
-        f"expected the additive memory off by as much as a value (|new value| = {new_value.norm():.2f}), measured {_additive_miss:.2f}"
-    )
-    assert overwrite["|read - (old + new)|"][0] < _additive_miss / 2, (
-        f"expected the additive memory to return roughly old + new, measured |read - (old + new)| = {overwrite['|read - (old + new)|'][0]:.2f}"
-    )
-    # NBVAL_CHECK_OUTPUT
-    print(f"additive memory: off by {_additive_miss:.2f} from the new value, whose norm is {new_value.norm():.2f}")
+def _(mo, new_value, overwrite):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _additive_miss, _delta_miss = overwrite["|read - new value|"]
+        assert _delta_miss < 1e-6, f"expected the delta rule to read back the new value to 1e-6, measured error {_delta_miss:.1e}"
+        assert _additive_miss > 0.5 * new_value.norm(), (
+            f"expected the additive memory off by as much as a value (|new value| = {new_value.norm():.2f}), measured {_additive_miss:.2f}"
+        )
+        assert overwrite["|read - (old + new)|"][0] < _additive_miss / 2, (
+            f"expected the additive memory to return roughly old + new, measured |read - (old + new)| = {overwrite['|read - (old + new)|'][0]:.2f}"
+        )
+        # NBVAL_CHECK_OUTPUT
+        print(f"additive memory: off by {_additive_miss:.2f} from the new value, whose norm is {new_value.norm():.2f}")
     return
 
 
@@ -186,23 +187,24 @@ def _(mo):
 
 
 @app.cell
-def _(F, delta_rule_recurrent, max_scaled_error, random_qkv, torch):
-    q_gd, k_gd, v_gd = random_qkv(1, d_k=16, d_v=8, seed=1)
-    k_t, v_t = F.normalize(k_gd[0, 0, 0], dim=-1), v_gd[0, 0, 0]
-    S_prev = torch.randn(16, 8, generator=torch.Generator().manual_seed(2))
-    beta_t = torch.tensor(0.7)
+def _(F, delta_rule_recurrent, max_scaled_error, mo, random_qkv, torch):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        q_gd, k_gd, v_gd = random_qkv(1, d_k=16, d_v=8, seed=1)
+        k_t, v_t = F.normalize(k_gd[0, 0, 0], dim=-1), v_gd[0, 0, 0]
+        S_prev = torch.randn(16, 8, generator=torch.Generator().manual_seed(2))
+        beta_t = torch.tensor(0.7)
 
-    S_var = S_prev.clone().requires_grad_()
-    loss = 0.5 * (S_var.T @ k_t - v_t).pow(2).sum()
-    (grad,) = torch.autograd.grad(loss, S_var)
-    gd_step = S_prev - beta_t * grad
-    _, delta_step = delta_rule_recurrent(
-        q_gd, k_t[None, None, None], v_t[None, None, None], beta_t.reshape(1, 1, 1),
-        initial_state=S_prev[None, None], return_state=True,
-    )
-    gd_error = max_scaled_error(delta_step[0, 0], gd_step)
-    assert gd_error < 1e-6, f"expected the delta update to equal one GD step on 1/2 |S^T k - v|^2 to 1e-6, measured {gd_error:.1e}"
-    print(f"delta rule vs one gradient step: {gd_error:.1e}")
+        S_var = S_prev.clone().requires_grad_()
+        loss = 0.5 * (S_var.T @ k_t - v_t).pow(2).sum()
+        (grad,) = torch.autograd.grad(loss, S_var)
+        gd_step = S_prev - beta_t * grad
+        _, delta_step = delta_rule_recurrent(
+            q_gd, k_t[None, None, None], v_t[None, None, None], beta_t.reshape(1, 1, 1),
+            initial_state=S_prev[None, None], return_state=True,
+        )
+        gd_error = max_scaled_error(delta_step[0, 0], gd_step)
+        assert gd_error < 1e-6, f"expected the delta update to equal one GD step on 1/2 |S^T k - v|^2 to 1e-6, measured {gd_error:.1e}"
+        print(f"delta rule vs one gradient step: {gd_error:.1e}")
     return
 
 
@@ -273,25 +275,26 @@ def _(recall):
 
 
 @app.cell
-def _(D_MEM, recall_at):
-    _additive, _one_pass = recall_at["additive (linear attention)"], recall_at["delta rule, 1 pass"]
-    _twenty, _limit = recall_at["delta rule, 20 passes"], recall_at["least squares (the limit of many passes)"]
-    _predicted = ((_additive.index - 1) / D_MEM) ** 0.5
-    assert ((_additive / _predicted - 1).abs() < 0.1).all(), (
-        f"expected the additive memory within 10% of sqrt((n-1)/D_k), measured ratios {(_additive / _predicted).round(2).tolist()}"
-    )
-    assert (_one_pass < _additive).all(), f"expected one delta pass to beat the additive memory at every n, measured {(_one_pass / _additive).round(2).tolist()}"
-    assert (_twenty < _one_pass).all(), f"expected 20 passes to beat one at every n, measured {(_twenty / _one_pass).round(3).tolist()}"
-    assert (_twenty[[4, 8, 16]] < 0.1 * _one_pass[[4, 8, 16]]).all(), (
-        f"expected 20 passes to cut the one-pass error at least 10x for n <= 16, measured {_twenty[[4, 8, 16]].tolist()}"
-    )
-    assert (_limit[[4, 8, 16, 24, 32]] < 1e-4).all(), f"expected least squares to recall exactly (< 1e-4) while n <= D_k, measured {_limit.tolist()}"
-    assert _twenty[32] > 1e3 * _limit[32], f"expected 20 passes still far from the limit at n = D_k, measured {_twenty[32]:.1e} vs {_limit[32]:.1e}"
-    assert (_limit[[48, 64]] > 0.1).all(), f"expected no memory to store everything past D_k, measured least-squares errors {_limit[[48, 64]].tolist()}"
-    one_pass_cut = 1 - _one_pass[16] / _additive[16]
-    assert abs(one_pass_cut - 0.3) < 0.05, f"expected one delta pass to cut the error by about 30% at n = 16, measured {one_pass_cut:.1%}"
-    # NBVAL_CHECK_OUTPUT
-    print(f"at n = 16, one delta pass cuts the additive memory's error by {one_pass_cut:.0%}")
+def _(D_MEM, mo, recall_at):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _additive, _one_pass = recall_at["additive (linear attention)"], recall_at["delta rule, 1 pass"]
+        _twenty, _limit = recall_at["delta rule, 20 passes"], recall_at["least squares (the limit of many passes)"]
+        _predicted = ((_additive.index - 1) / D_MEM) ** 0.5
+        assert ((_additive / _predicted - 1).abs() < 0.1).all(), (
+            f"expected the additive memory within 10% of sqrt((n-1)/D_k), measured ratios {(_additive / _predicted).round(2).tolist()}"
+        )
+        assert (_one_pass < _additive).all(), f"expected one delta pass to beat the additive memory at every n, measured {(_one_pass / _additive).round(2).tolist()}"
+        assert (_twenty < _one_pass).all(), f"expected 20 passes to beat one at every n, measured {(_twenty / _one_pass).round(3).tolist()}"
+        assert (_twenty[[4, 8, 16]] < 0.1 * _one_pass[[4, 8, 16]]).all(), (
+            f"expected 20 passes to cut the one-pass error at least 10x for n <= 16, measured {_twenty[[4, 8, 16]].tolist()}"
+        )
+        assert (_limit[[4, 8, 16, 24, 32]] < 1e-4).all(), f"expected least squares to recall exactly (< 1e-4) while n <= D_k, measured {_limit.tolist()}"
+        assert _twenty[32] > 1e3 * _limit[32], f"expected 20 passes still far from the limit at n = D_k, measured {_twenty[32]:.1e} vs {_limit[32]:.1e}"
+        assert (_limit[[48, 64]] > 0.1).all(), f"expected no memory to store everything past D_k, measured least-squares errors {_limit[[48, 64]].tolist()}"
+        one_pass_cut = 1 - _one_pass[16] / _additive[16]
+        assert abs(one_pass_cut - 0.3) < 0.05, f"expected one delta pass to cut the error by about 30% at n = 16, measured {one_pass_cut:.1%}"
+        # NBVAL_CHECK_OUTPUT
+        print(f"at n = 16, one delta pass cuts the additive memory's error by {one_pass_cut:.0%}")
     return
 
 
@@ -411,23 +414,24 @@ def _(mo):
 
 
 @app.cell
-def _(F, torch):
-    def wy_factor(K, beta):
-        """W (C, D_k) with P_C ... P_1 = I - K^T W, from unit keys K (C, D_k) and beta (C,)."""
-        C = K.shape[0]
-        L = torch.tril(beta[:, None] * (K @ K.T), -1)  # strictly lower: k_i . k_j for j < i, times beta_i
-        return torch.linalg.solve_triangular(torch.eye(C, dtype=K.dtype) + L, beta[:, None] * K, upper=False)
+def _(F, mo, torch):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        def wy_factor(K, beta):
+            """W (C, D_k) with P_C ... P_1 = I - K^T W, from unit keys K (C, D_k) and beta (C,)."""
+            C = K.shape[0]
+            L = torch.tril(beta[:, None] * (K @ K.T), -1)  # strictly lower: k_i . k_j for j < i, times beta_i
+            return torch.linalg.solve_triangular(torch.eye(C, dtype=K.dtype) + L, beta[:, None] * K, upper=False)
 
 
-    _g = torch.Generator().manual_seed(4)
-    K_chunk = F.normalize(torch.randn(16, 32, generator=_g, dtype=torch.float64), dim=-1)
-    beta_chunk = 2 * torch.rand(16, generator=_g, dtype=torch.float64)
-    product = torch.eye(32, dtype=torch.float64)
-    for _k_i, _beta_i in zip(K_chunk, beta_chunk):
-        product = (torch.eye(32, dtype=torch.float64) - _beta_i * torch.outer(_k_i, _k_i)) @ product  # one at a time
-    wy_error = (product - (torch.eye(32, dtype=torch.float64) - K_chunk.T @ wy_factor(K_chunk, beta_chunk))).abs().max().item()
-    assert wy_error < 1e-12, f"expected the WY representation to be exact to 1e-12 in float64, measured {wy_error:.1e}"
-    print(f"16 transitions multiplied one by one vs I - K^T W: max difference {wy_error:.1e}")
+        _g = torch.Generator().manual_seed(4)
+        K_chunk = F.normalize(torch.randn(16, 32, generator=_g, dtype=torch.float64), dim=-1)
+        beta_chunk = 2 * torch.rand(16, generator=_g, dtype=torch.float64)
+        product = torch.eye(32, dtype=torch.float64)
+        for _k_i, _beta_i in zip(K_chunk, beta_chunk):
+            product = (torch.eye(32, dtype=torch.float64) - _beta_i * torch.outer(_k_i, _k_i)) @ product  # one at a time
+        wy_error = (product - (torch.eye(32, dtype=torch.float64) - K_chunk.T @ wy_factor(K_chunk, beta_chunk))).abs().max().item()
+        assert wy_error < 1e-12, f"expected the WY representation to be exact to 1e-12 in float64, measured {wy_error:.1e}"
+        print(f"16 transitions multiplied one by one vs I - K^T W: max difference {wy_error:.1e}")
     return
 
 
@@ -482,10 +486,11 @@ def _(
 
 
 @app.cell
-def _(chunk_check):
-    # NBVAL_CHECK_OUTPUT
-    print(f"{len(chunk_check)} chunkwise-vs-recurrent comparisons: {chunk_check['T'].nunique()} lengths x 2 ranges of beta "
-          f"x with and without a gate x {chunk_check.chunk.nunique()} chunk sizes")
+def _(chunk_check, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        print(f"{len(chunk_check)} chunkwise-vs-recurrent comparisons: {chunk_check['T'].nunique()} lengths x 2 ranges of beta "
+              f"x with and without a gate x {chunk_check.chunk.nunique()} chunk sizes")
     return
 
 
@@ -504,32 +509,34 @@ def _(
     best_seconds,
     delta_rule_chunkwise,
     delta_rule_recurrent,
+    mo,
     pd,
     random_qkv,
     torch,
 ):
-    default_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: the comparison is about the algorithm, not the core count
-    timing_rows = []
-    for _T in [256, 512, 1024, 2048]:
-        _q, _k, _v = random_qkv(_T, B=1, H=2, d_k=32, seed=6)
-        _beta = torch.rand(1, 2, _T, generator=torch.Generator().manual_seed(7))
-        for _form, _fn in [("recurrent", lambda: delta_rule_recurrent(_q, _k, _v, _beta)),
-                           ("chunkwise, C = 64", lambda: delta_rule_chunkwise(_q, _k, _v, _beta, chunk_size=64))]:
-            timing_rows.append({"form": _form, "T": _T, "ms": 1e3 * best_seconds(_fn, repeats=3)})
-    torch.set_num_threads(default_threads)
-    timing = pd.DataFrame(timing_rows)
-    _speedup = timing.pivot(index="T", columns="form", values="ms")
-    _ratios = _speedup["recurrent"] / _speedup["chunkwise, C = 64"]
-    assert (_ratios > 2).all(), f"expected the chunkwise form over 2x faster at every T (timings vary), measured {_ratios.round(1).tolist()}"
-    print("chunkwise speed-up over the recurrence:", ", ".join(
-        f"T={T}: {row['recurrent'] / row['chunkwise, C = 64']:.1f}x" for T, row in _speedup.iterrows()))
-    alt.Chart(timing).mark_line(point=True).encode(
-        x=alt.X("T:Q", scale=alt.Scale(type="log", base=2), title="sequence length T"),
-        y=alt.Y("ms:Q", scale=alt.Scale(type="log"), title="milliseconds (fastest of 3, 1 thread)"),
-        color=alt.Color("form:N", title=None),
-        tooltip=["form", "T", alt.Tooltip("ms:Q", format=".2f")],
-    ).properties(width=380, height=220)
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        default_threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # one thread: the comparison is about the algorithm, not the core count
+        timing_rows = []
+        for _T in [256, 512, 1024, 2048]:
+            _q, _k, _v = random_qkv(_T, B=1, H=2, d_k=32, seed=6)
+            _beta = torch.rand(1, 2, _T, generator=torch.Generator().manual_seed(7))
+            for _form, _fn in [("recurrent", lambda: delta_rule_recurrent(_q, _k, _v, _beta)),
+                               ("chunkwise, C = 64", lambda: delta_rule_chunkwise(_q, _k, _v, _beta, chunk_size=64))]:
+                timing_rows.append({"form": _form, "T": _T, "ms": 1e3 * best_seconds(_fn, repeats=3)})
+        torch.set_num_threads(default_threads)
+        timing = pd.DataFrame(timing_rows)
+        _speedup = timing.pivot(index="T", columns="form", values="ms")
+        _ratios = _speedup["recurrent"] / _speedup["chunkwise, C = 64"]
+        assert (_ratios > 2).all(), f"expected the chunkwise form over 2x faster at every T (timings vary), measured {_ratios.round(1).tolist()}"
+        print("chunkwise speed-up over the recurrence:", ", ".join(
+            f"T={T}: {row['recurrent'] / row['chunkwise, C = 64']:.1f}x" for T, row in _speedup.iterrows()))
+        mo.output.append(alt.Chart(timing).mark_line(point=True).encode(
+            x=alt.X("T:Q", scale=alt.Scale(type="log", base=2), title="sequence length T"),
+            y=alt.Y("ms:Q", scale=alt.Scale(type="log"), title="milliseconds (fastest of 3, 1 thread)"),
+            color=alt.Color("form:N", title=None),
+            tooltip=["form", "T", alt.Tooltip("ms:Q", format=".2f")],
+        ).properties(width=380, height=220))
     return (default_threads,)
 
 
@@ -561,16 +568,17 @@ def _(mo):
 
 
 @app.cell
-def _(delta_rule_recurrent, max_scaled_error, random_qkv, torch):
-    q_r, k_r, v_r = random_qkv(40, B=1, H=1, d_k=16, d_v=8, seed=8)
-    beta_r = torch.ones(1, 1, 40)
-    reset = torch.zeros(1, 1, 40)
-    reset[..., 20] = -30.0  # a ~ 1e-13 at t = 20: forget everything before it
-    _, S_gated = delta_rule_recurrent(q_r, k_r, v_r, beta_r, log_decay=reset, return_state=True)
-    _, S_fresh = delta_rule_recurrent(q_r[..., 20:, :], k_r[..., 20:, :], v_r[..., 20:, :], beta_r[..., 20:], return_state=True)
-    reset_difference = max_scaled_error(S_gated, S_fresh)
-    assert reset_difference < 1e-6, f"expected the reset memory to equal a fresh one to 1e-6, measured {reset_difference:.1e}"
-    print(f"state after a reset at t=20 vs a memory that only saw t >= 20: max difference {reset_difference:.1e}")
+def _(delta_rule_recurrent, max_scaled_error, mo, random_qkv, torch):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        q_r, k_r, v_r = random_qkv(40, B=1, H=1, d_k=16, d_v=8, seed=8)
+        beta_r = torch.ones(1, 1, 40)
+        reset = torch.zeros(1, 1, 40)
+        reset[..., 20] = -30.0  # a ~ 1e-13 at t = 20: forget everything before it
+        _, S_gated = delta_rule_recurrent(q_r, k_r, v_r, beta_r, log_decay=reset, return_state=True)
+        _, S_fresh = delta_rule_recurrent(q_r[..., 20:, :], k_r[..., 20:, :], v_r[..., 20:, :], beta_r[..., 20:], return_state=True)
+        reset_difference = max_scaled_error(S_gated, S_fresh)
+        assert reset_difference < 1e-6, f"expected the reset memory to equal a fresh one to 1e-6, measured {reset_difference:.1e}"
+        print(f"state after a reset at t=20 vs a memory that only saw t >= 20: max difference {reset_difference:.1e}")
     return
 
 
@@ -590,28 +598,29 @@ def _(mo):
 
 
 @app.cell
-def _(delta_rule_chunkwise, torch):
-    def hand_built_parity(bits, d=4):
-        """A one-layer DeltaNet with weights set by hand: o_t[0] = +1 after an even number of ones, -1 after an odd number.
+def _(delta_rule_chunkwise, mo, torch):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        def hand_built_parity(bits, d=4):
+            """A one-layer DeltaNet with weights set by hand: o_t[0] = +1 after an even number of ones, -1 after an odd number.
 
         bits: (B, T) of 0/1. Every token has the key e_1 and the value 0; beta = 2 * bit; S_0 = e_1 e_1^T; q = e_1.
         """
-        B, T = bits.shape
-        e1 = torch.zeros(d, dtype=torch.float64)
-        e1[0] = 1.0
-        k = e1.expand(B, 1, T, d)
-        v = torch.zeros(B, 1, T, d, dtype=torch.float64)  # nothing new to store: the state only flips
-        beta = 2.0 * bits.double()[:, None]  # reflection on a 1, identity on a 0
-        S0 = torch.outer(e1, e1).expand(B, 1, d, d)
-        return delta_rule_chunkwise(k, k, v, beta, initial_state=S0, chunk_size=64)[:, 0, :, 0]  # (B, T)
+            B, T = bits.shape
+            e1 = torch.zeros(d, dtype=torch.float64)
+            e1[0] = 1.0
+            k = e1.expand(B, 1, T, d)
+            v = torch.zeros(B, 1, T, d, dtype=torch.float64)  # nothing new to store: the state only flips
+            beta = 2.0 * bits.double()[:, None]  # reflection on a 1, identity on a 0
+            S0 = torch.outer(e1, e1).expand(B, 1, d, d)
+            return delta_rule_chunkwise(k, k, v, beta, initial_state=S0, chunk_size=64)[:, 0, :, 0]  # (B, T)
 
 
-    bits = torch.randint(0, 2, (4, 4096), generator=torch.Generator().manual_seed(9))
-    parity_true = bits.cumsum(-1) % 2
-    hand_accuracy = ((hand_built_parity(bits) < 0).long() == parity_true).double().mean().item()
-    assert hand_accuracy == 1.0, f"expected exact parity at every position of 4 x 4096 bits, measured {hand_accuracy:.4%}"
-    # NBVAL_CHECK_OUTPUT
-    print(f"hand-built DeltaNet, {bits.shape[0]} x {bits.shape[1]} bits: parity correct at {hand_accuracy:.1%} of positions")
+        bits = torch.randint(0, 2, (4, 4096), generator=torch.Generator().manual_seed(9))
+        parity_true = bits.cumsum(-1) % 2
+        hand_accuracy = ((hand_built_parity(bits) < 0).long() == parity_true).double().mean().item()
+        assert hand_accuracy == 1.0, f"expected exact parity at every position of 4 x 4096 bits, measured {hand_accuracy:.4%}"
+        # NBVAL_CHECK_OUTPUT
+        print(f"hand-built DeltaNet, {bits.shape[0]} x {bits.shape[1]} bits: parity correct at {hand_accuracy:.1%} of positions")
     return
 
 
@@ -677,37 +686,39 @@ def _(
     alt,
     default_threads,
     load_parity,
+    mo,
     parity_accuracy,
     pd,
     torch,
     training_seconds,
 ):
-    RETRAIN = False  # True: train the ten parity models here (the shipped file says how long that took) instead of loading them
-    torch.set_num_threads(1)
-    parity_rows, learned_betas = [], []
-    for _beta_max in [1.0, 2.0]:
-        for _seed in range(3):
-            # train_parity(lambda: DeltaNetParity(_beta_max, seed=_seed), _seed), shipped or retrained:
-            _model = load_parity(f"written/beta{_beta_max:g}/seed{_seed}", retrain=RETRAIN)
-            with torch.no_grad():
-                _unit_keys = F.normalize(_model.embed @ _model.qkv[1], dim=-1)  # (2, d): the key of a 0 and of a 1
-                learned_betas.append({"beta_max": _beta_max, "seed": _seed,
-                                      **{f"beta on a {b}": _model.beta(torch.tensor([b])).item() for b in (0, 1)},
-                                      "cos(key of 0, key of 1)": (_unit_keys[0] @ _unit_keys[1]).item()})
-            parity_rows += parity_accuracy(_model, _beta_max, _seed)
-    torch.set_num_threads(default_threads)
-    if not RETRAIN:
-        print(f"loaded the shipped models; training all ten took {sum(training_seconds().values()):.0f} s on one CPU thread")
-    parity_results = pd.DataFrame(parity_rows)
-    _lines = alt.Chart(parity_results).mark_line(point=True).encode(
-        x=alt.X("T:Q", scale=alt.Scale(type="log", base=2), title="test length (trained on 32)"),
-        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0.4, 1.02]), title="parity accuracy at the last position"),
-        color=alt.Color("beta in:N", title="beta in"),
-        detail="seed:N",
-        tooltip=["beta in", "seed", "T", alt.Tooltip("accuracy:Q", format=".3f")],
-    )
-    _chance = alt.Chart(pd.DataFrame({"y": [0.5]})).mark_rule(strokeDash=[4, 3], color="gray").encode(y="y:Q")
-    (_lines + _chance).properties(width=380, height=230, title="one line per seed; dashed: chance")
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        RETRAIN = False  # True: train the ten parity models here (the shipped file says how long that took) instead of loading them
+        torch.set_num_threads(1)
+        parity_rows, learned_betas = [], []
+        for _beta_max in [1.0, 2.0]:
+            for _seed in range(3):
+                # train_parity(lambda: DeltaNetParity(_beta_max, seed=_seed), _seed), shipped or retrained:
+                _model = load_parity(f"written/beta{_beta_max:g}/seed{_seed}", retrain=RETRAIN)
+                with torch.no_grad():
+                    _unit_keys = F.normalize(_model.embed @ _model.qkv[1], dim=-1)  # (2, d): the key of a 0 and of a 1
+                    learned_betas.append({"beta_max": _beta_max, "seed": _seed,
+                                          **{f"beta on a {b}": _model.beta(torch.tensor([b])).item() for b in (0, 1)},
+                                          "cos(key of 0, key of 1)": (_unit_keys[0] @ _unit_keys[1]).item()})
+                parity_rows += parity_accuracy(_model, _beta_max, _seed)
+        torch.set_num_threads(default_threads)
+        if not RETRAIN:
+            print(f"loaded the shipped models; training all ten took {sum(training_seconds().values()):.0f} s on one CPU thread")
+        parity_results = pd.DataFrame(parity_rows)
+        _lines = alt.Chart(parity_results).mark_line(point=True).encode(
+            x=alt.X("T:Q", scale=alt.Scale(type="log", base=2), title="test length (trained on 32)"),
+            y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0.4, 1.02]), title="parity accuracy at the last position"),
+            color=alt.Color("beta in:N", title="beta in"),
+            detail="seed:N",
+            tooltip=["beta in", "seed", "T", alt.Tooltip("accuracy:Q", format=".3f")],
+        )
+        _chance = alt.Chart(pd.DataFrame({"y": [0.5]})).mark_rule(strokeDash=[4, 3], color="gray").encode(y="y:Q")
+        mo.output.append((_lines + _chance).properties(width=380, height=230, title="one line per seed; dashed: chance"))
     return RETRAIN, learned_betas, parity_results
 
 
@@ -781,37 +792,39 @@ def _(
     RETRAIN,
     default_threads,
     load_parity,
+    mo,
     parity_accuracy,
     parity_table,
     pd,
     torch,
 ):
-    torch.set_num_threads(1)
-    layer_rows, layer_betas = [], {}
-    for _beta_max in [1.0, 2.0]:
-        for _seed in range(2):
-            # train_parity(lambda: LayerParity(_beta_max), _seed), shipped or retrained:
-            _model = load_parity(f"layer/beta{_beta_max:g}/seed{_seed}", retrain=RETRAIN)
-            layer_rows += parity_accuracy(_model, _beta_max, _seed)
-            with torch.no_grad():
-                layer_betas[(_beta_max, _seed)] = _model.beta(torch.tensor([1])).item()
-    torch.set_num_threads(default_threads)
-    layer_table = pd.DataFrame(layer_rows).pivot_table(index=["beta in", "seed"], columns="T", values="accuracy")
-    _layer_reflecting, _layer_projecting = layer_table.loc["[0, 2]"], layer_table.loc["[0, 1]"]
-    assert (_layer_reflecting[[32, 64]] >= 0.99).all().all(), (
-        f"expected lablib.layers.DeltaNet with beta in [0, 2] to solve 32 and 64 bits (>= 0.99), measured {_layer_reflecting[[32, 64]].values.tolist()}"
-    )
-    assert (_layer_projecting.max(axis=1) <= 0.65).all(), (
-        f"expected lablib.layers.DeltaNet with beta in [0, 1] near chance (<= 0.65), measured up to {_layer_projecting.max(axis=1).tolist()}"
-    )
-    _hand_128, _layer_128 = parity_table.loc["[0, 2]"][128], _layer_reflecting[128]
-    assert _layer_128.max() < _hand_128.min(), (
-        f"expected the layer to generalize less far than the written-out model at 128 bits, measured {_layer_128.tolist()} vs {_hand_128.tolist()}"
-    )
-    print(f"lablib.layers.DeltaNet, beta in [0, 2]: accuracy at 128 bits {', '.join(f'{a:.3f}' for a in _layer_128)} "
-          f"(written-out model: {', '.join(f'{a:.3f}' for a in _hand_128)}); "
-          f"learned beta on a 1: {', '.join(f'{layer_betas[(2.0, s)]:.3f}' for s in range(2))}")
-    layer_table.round(3)
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        torch.set_num_threads(1)
+        layer_rows, layer_betas = [], {}
+        for _beta_max in [1.0, 2.0]:
+            for _seed in range(2):
+                # train_parity(lambda: LayerParity(_beta_max), _seed), shipped or retrained:
+                _model = load_parity(f"layer/beta{_beta_max:g}/seed{_seed}", retrain=RETRAIN)
+                layer_rows += parity_accuracy(_model, _beta_max, _seed)
+                with torch.no_grad():
+                    layer_betas[(_beta_max, _seed)] = _model.beta(torch.tensor([1])).item()
+        torch.set_num_threads(default_threads)
+        layer_table = pd.DataFrame(layer_rows).pivot_table(index=["beta in", "seed"], columns="T", values="accuracy")
+        _layer_reflecting, _layer_projecting = layer_table.loc["[0, 2]"], layer_table.loc["[0, 1]"]
+        assert (_layer_reflecting[[32, 64]] >= 0.99).all().all(), (
+            f"expected lablib.layers.DeltaNet with beta in [0, 2] to solve 32 and 64 bits (>= 0.99), measured {_layer_reflecting[[32, 64]].values.tolist()}"
+        )
+        assert (_layer_projecting.max(axis=1) <= 0.65).all(), (
+            f"expected lablib.layers.DeltaNet with beta in [0, 1] near chance (<= 0.65), measured up to {_layer_projecting.max(axis=1).tolist()}"
+        )
+        _hand_128, _layer_128 = parity_table.loc["[0, 2]"][128], _layer_reflecting[128]
+        assert _layer_128.max() < _hand_128.min(), (
+            f"expected the layer to generalize less far than the written-out model at 128 bits, measured {_layer_128.tolist()} vs {_hand_128.tolist()}"
+        )
+        print(f"lablib.layers.DeltaNet, beta in [0, 2]: accuracy at 128 bits {', '.join(f'{a:.3f}' for a in _layer_128)} "
+              f"(written-out model: {', '.join(f'{a:.3f}' for a in _hand_128)}); "
+              f"learned beta on a 1: {', '.join(f'{layer_betas[(2.0, s)]:.3f}' for s in range(2))}")
+        mo.output.append(layer_table.round(3))
     return
 
 
@@ -889,9 +902,10 @@ def _(
 
 
 @app.cell
-def _(kernel_check):
-    # NBVAL_CHECK_OUTPUT
-    print(f"{len(kernel_check)} comparisons (T=37, chunk 16, D=16, beta in [0, 2], plain and gated) against the recurrence")
+def _(kernel_check, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        print(f"{len(kernel_check)} comparisons (T=37, chunk 16, D=16, beta in [0, 2], plain and gated) against the recurrence")
     return
 
 

@@ -144,19 +144,27 @@ def _(mo):
 
 
 @app.cell
-def _(attention_entropy, math, softmax_attention_weights, torch, vocab_head):
-    D, T, H = 16, 64, 2
-    GAIN = 1.4  # the spiky head; section 4 also uses 0.35 and 0.7
-    q_train, k_train = vocab_head(8, T, n_heads=H, head_dim=D, gain=GAIN, data_seed=1)
-    q_test, k_test = vocab_head(8, T, n_heads=H, head_dim=D, gain=GAIN, data_seed=2)
-    v_test = torch.randn(8, H, T, D, generator=torch.Generator().manual_seed(3))
-    softmax_test = softmax_attention_weights(q_test, k_test, causal=False)  # (8, H, T, T), rows sum to 1
-    score_spread = (q_test @ k_test.transpose(-1, -2) / math.sqrt(D)).std().item()
-    softmax_entropy = attention_entropy(softmax_test)
-    assert softmax_entropy < math.log(T) - 1, f"expected a spiky head (entropy well below log T = {math.log(T):.2f}), measured {softmax_entropy:.2f}"
-    # NBVAL_CHECK_OUTPUT
-    print(f"scores q.k/sqrt(D): sd {score_spread:.2f}; softmax attention entropy {softmax_entropy:.2f} nats "
-          f"(uniform over {T} keys: {math.log(T):.2f}, i.e. about {math.exp(softmax_entropy):.0f} keys' worth of weight per query)")
+def _(
+    attention_entropy,
+    math,
+    mo,
+    softmax_attention_weights,
+    torch,
+    vocab_head,
+):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        D, T, H = 16, 64, 2
+        GAIN = 1.4  # the spiky head; section 4 also uses 0.35 and 0.7
+        q_train, k_train = vocab_head(8, T, n_heads=H, head_dim=D, gain=GAIN, data_seed=1)
+        q_test, k_test = vocab_head(8, T, n_heads=H, head_dim=D, gain=GAIN, data_seed=2)
+        v_test = torch.randn(8, H, T, D, generator=torch.Generator().manual_seed(3))
+        softmax_test = softmax_attention_weights(q_test, k_test, causal=False)  # (8, H, T, T), rows sum to 1
+        score_spread = (q_test @ k_test.transpose(-1, -2) / math.sqrt(D)).std().item()
+        softmax_entropy = attention_entropy(softmax_test)
+        assert softmax_entropy < math.log(T) - 1, f"expected a spiky head (entropy well below log T = {math.log(T):.2f}), measured {softmax_entropy:.2f}"
+        # NBVAL_CHECK_OUTPUT
+        print(f"scores q.k/sqrt(D): sd {score_spread:.2f}; softmax attention entropy {softmax_entropy:.2f} nats "
+              f"(uniform over {T} keys: {math.log(T):.2f}, i.e. about {math.exp(softmax_entropy):.0f} keys' worth of weight per query)")
     return (
         D,
         GAIN,
@@ -191,15 +199,16 @@ def _(mo):
 
 
 @app.cell
-def _(D, k_test, math, q_test, taylor):
-    _q, _k = q_test[0].double(), k_test[0].double()
-    _x = _q @ _k.transpose(-1, -2) / math.sqrt(D)
-    taylor_identity_error = ((taylor(_q) @ taylor(_k).transpose(-1, -2)) - (1 + _x + _x**2 / 2)).abs().max().item()
-    assert taylor_identity_error < 1e-12, f"expected the Taylor identity to hold to 1e-12 in float64, measured {taylor_identity_error:.1e}"
-    below_minus_one = (_x < -1).double().mean().item()
-    print(f"Taylor: {taylor(_q).shape[-1]} features for D = {D}; identity holds to {taylor_identity_error:.0e}; "
-          f"1 + x + x^2/2 vs e^x at x = -2: {1 - 2 + 2:.2f} vs {math.exp(-2):.2f}, at x = 2: {1 + 2 + 2:.2f} vs {math.exp(2):.2f}; "
-          f"{below_minus_one:.0%} of this head's scores are below -1")
+def _(D, k_test, math, mo, q_test, taylor):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _q, _k = q_test[0].double(), k_test[0].double()
+        _x = _q @ _k.transpose(-1, -2) / math.sqrt(D)
+        taylor_identity_error = ((taylor(_q) @ taylor(_k).transpose(-1, -2)) - (1 + _x + _x**2 / 2)).abs().max().item()
+        assert taylor_identity_error < 1e-12, f"expected the Taylor identity to hold to 1e-12 in float64, measured {taylor_identity_error:.1e}"
+        below_minus_one = (_x < -1).double().mean().item()
+        print(f"Taylor: {taylor(_q).shape[-1]} features for D = {D}; identity holds to {taylor_identity_error:.0e}; "
+              f"1 + x + x^2/2 vs e^x at x = -2: {1 - 2 + 2:.2f} vs {math.exp(-2):.2f}, at x = 2: {1 + 2 + 2:.2f} vs {math.exp(2):.2f}; "
+              f"{below_minus_one:.0%} of this head's scores are below -1")
     return
 
 
@@ -231,28 +240,29 @@ def _(mo):
 
 
 @app.cell
-def _(CosFormerFeatureMap, F, T, k_test, math, ops, q_test, torch, v_test):
-    cos_map = CosFormerFeatureMap(T)  # M = T
-    _q, _k = q_test[:1].double(), k_test[:1].double()
-    _i = torch.arange(T, dtype=torch.float64)
-    _rhs = (F.relu(_q) @ F.relu(_k).transpose(-1, -2)) * torch.cos(math.pi * (_i[:, None] - _i[None, :]) / (2 * T))
-    cos_identity_error = ((cos_map(_q) @ cos_map(_k).transpose(-1, -2)) - _rhs).abs().max().item()
-    assert cos_identity_error < 1e-12, f"expected the cosine identity to 1e-12, measured {cos_identity_error:.1e}"
+def _(CosFormerFeatureMap, F, T, k_test, math, mo, ops, q_test, torch, v_test):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        cos_map = CosFormerFeatureMap(T)  # M = T
+        _q, _k = q_test[:1].double(), k_test[:1].double()
+        _i = torch.arange(T, dtype=torch.float64)
+        _rhs = (F.relu(_q) @ F.relu(_k).transpose(-1, -2)) * torch.cos(math.pi * (_i[:, None] - _i[None, :]) / (2 * T))
+        cos_identity_error = ((cos_map(_q) @ cos_map(_k).transpose(-1, -2)) - _rhs).abs().max().item()
+        assert cos_identity_error < 1e-12, f"expected the cosine identity to 1e-12, measured {cos_identity_error:.1e}"
 
-    _q, _k, _v = q_test[:1], k_test[:1], v_test[:1]
-    _whole = ops.linear_attention(_q, _k, _v, feature_map=cos_map, normalize=True).out
-    _first = ops.linear_attention(_q[:, :, :40], _k[:, :, :40], _v[:, :, :40], feature_map=cos_map.at(0), normalize=True,
-                                  output_final_state=True)
-    _second = ops.linear_attention(_q[:, :, 40:], _k[:, :, 40:], _v[:, :, 40:], feature_map=cos_map.at(40), normalize=True,
-                                   initial_state=_first.final_state)
-    _restart = ops.linear_attention(_q[:, :, 40:], _k[:, :, 40:], _v[:, :, 40:], feature_map=cos_map, normalize=True,
-                                    initial_state=_first.final_state)
-    pieces_error = (torch.cat([_first.out, _second.out], 2) - _whole).abs().max().item()
-    restart_error = (_restart.out - _whole[:, :, 40:]).abs().max().item()
-    assert pieces_error < 1e-5 and restart_error > 100 * pieces_error, (
-        f"expected pieces with offsets to match one call (1e-5) and a restart to differ, measured {pieces_error:.1e} and {restart_error:.1e}")
-    print(f"cosine identity holds to {cos_identity_error:.0e}; tokens 0-39 then 40-63 with offsets: max difference "
-          f"{pieces_error:.0e}; the second piece restarted at position 0: {restart_error:.2f}")
+        _q, _k, _v = q_test[:1], k_test[:1], v_test[:1]
+        _whole = ops.linear_attention(_q, _k, _v, feature_map=cos_map, normalize=True).out
+        _first = ops.linear_attention(_q[:, :, :40], _k[:, :, :40], _v[:, :, :40], feature_map=cos_map.at(0), normalize=True,
+                                      output_final_state=True)
+        _second = ops.linear_attention(_q[:, :, 40:], _k[:, :, 40:], _v[:, :, 40:], feature_map=cos_map.at(40), normalize=True,
+                                       initial_state=_first.final_state)
+        _restart = ops.linear_attention(_q[:, :, 40:], _k[:, :, 40:], _v[:, :, 40:], feature_map=cos_map, normalize=True,
+                                        initial_state=_first.final_state)
+        pieces_error = (torch.cat([_first.out, _second.out], 2) - _whole).abs().max().item()
+        restart_error = (_restart.out - _whole[:, :, 40:]).abs().max().item()
+        assert pieces_error < 1e-5 and restart_error > 100 * pieces_error, (
+            f"expected pieces with offsets to match one call (1e-5) and a restart to differ, measured {pieces_error:.1e} and {restart_error:.1e}")
+        print(f"cosine identity holds to {cos_identity_error:.0e}; tokens 0-39 then 40-63 with offsets: max difference "
+              f"{pieces_error:.0e}; the second piece restarted at position 0: {restart_error:.2f}")
     return (cos_map,)
 
 
@@ -284,18 +294,19 @@ def _(mo):
 
 
 @app.cell
-def _(D, PerformerFeatureMap, math, torch, vocab_head):
-    _q, _k = vocab_head(1, 2, n_heads=1, head_dim=D, gain=0.35, data_seed=4)  # the flat head of the next cell
-    _q, _k = _q[0, 0, 0].double(), _k[0, 0, 1].double()
-    exact_kernel = math.exp(float(_q @ _k) / math.sqrt(D))
-    _draws = torch.tensor([float((lambda p: p(_q) @ p(_k))(PerformerFeatureMap(D, 16, seed=_s, scale=D ** -0.25).double()))
-                           for _s in range(2000)])
-    draw_mean, draw_sem = _draws.mean().item(), _draws.std().item() / math.sqrt(len(_draws))
-    assert abs(draw_mean - exact_kernel) < 4 * draw_sem, (
-        f"expected the mean of 2,000 draws within 4 standard errors of exp(q.k/sqrt D) = {exact_kernel:.4f}, measured {draw_mean:.4f} +- {draw_sem:.4f}")
-    # NBVAL_CHECK_OUTPUT
-    print(f"exp(q.k/sqrt D) = {exact_kernel:.4f}; m = 16: one draw ranges {_draws.min():.3f} .. {_draws.max():.3f}, "
-          f"the mean of 2,000 draws is {draw_mean:.4f} +- {draw_sem:.4f} (standard error)")
+def _(D, PerformerFeatureMap, math, mo, torch, vocab_head):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _q, _k = vocab_head(1, 2, n_heads=1, head_dim=D, gain=0.35, data_seed=4)  # the flat head of the next cell
+        _q, _k = _q[0, 0, 0].double(), _k[0, 0, 1].double()
+        exact_kernel = math.exp(float(_q @ _k) / math.sqrt(D))
+        _draws = torch.tensor([float((lambda p: p(_q) @ p(_k))(PerformerFeatureMap(D, 16, seed=_s, scale=D ** -0.25).double()))
+                               for _s in range(2000)])
+        draw_mean, draw_sem = _draws.mean().item(), _draws.std().item() / math.sqrt(len(_draws))
+        assert abs(draw_mean - exact_kernel) < 4 * draw_sem, (
+            f"expected the mean of 2,000 draws within 4 standard errors of exp(q.k/sqrt D) = {exact_kernel:.4f}, measured {draw_mean:.4f} +- {draw_sem:.4f}")
+        # NBVAL_CHECK_OUTPUT
+        print(f"exp(q.k/sqrt D) = {exact_kernel:.4f}; m = 16: one draw ranges {_draws.min():.3f} .. {_draws.max():.3f}, "
+              f"the mean of 2,000 draws is {draw_mean:.4f} +- {draw_sem:.4f} (standard error)")
     return
 
 
@@ -320,6 +331,7 @@ def _(
     T,
     attention_entropy,
     loglog_slope,
+    mo,
     np,
     pd,
     performer_errors,
@@ -327,27 +339,28 @@ def _(
     torch,
     vocab_head,
 ):
-    PERFORMER_MS = [16, 32, 64, 128, 256, 512, 1024, 2048]
-    _rows = []
-    for _gain, _label in [(0.35, "gain 0.35 (flat)"), (0.7, "gain 0.7"), (GAIN, f"gain {GAIN} (spiky, section 1)")]:
-        _q, _k = vocab_head(1, T, n_heads=H, head_dim=D, gain=_gain, data_seed=4)
-        _v = torch.randn(1, H, T, D, generator=torch.Generator().manual_seed(5))
-        _errs = performer_errors(_q, _k, _v, PERFORMER_MS, list(range(12)))
-        _entropy = attention_entropy(softmax_attention_weights(_q, _k))
-        for _m, _g in _errs.groupby("m"):
-            _rows.append({"head": _label, "m": _m, "error": float(np.sqrt((_g.output_error ** 2).mean())),
-                          "kernel error": float(np.sqrt((_g.kernel_error ** 2).mean())), "softmax entropy": _entropy})
-    performer_frame = pd.DataFrame(_rows)
-    flat = performer_frame[performer_frame["head"].str.startswith("gain 0.35")]
-    flat_slope, flat_constant = loglog_slope(flat.m, flat.error)
-    kernel_slope, _ = loglog_slope(flat.m, flat["kernel error"])
-    spiky = performer_frame[performer_frame["head"].str.contains("spiky")]
-    assert abs(flat_slope + 0.5) < 0.1, f"expected the output error to fall as m^-1/2 on the flat head, fitted exponent {flat_slope:.3f}"
-    assert abs(kernel_slope + 0.5) < 0.1, f"expected the kernel error to fall as m^-1/2, fitted exponent {kernel_slope:.3f}"
-    assert spiky.error.min() > 0.5, f"expected Performer far from the spiky head even at m = 2048, measured error {spiky.error.min():.2f}"
-    # NBVAL_CHECK_OUTPUT
-    print(f"flat head: error ~ {flat_constant:.2f} m^{flat_slope:.3f} (attention output), kernel entries ~ m^{kernel_slope:.3f}; "
-          f"at m = 2048 the errors are " + ", ".join(f"{h}: {e:.3f}" for h, e in performer_frame[performer_frame.m == 2048][["head", "error"]].values))
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        PERFORMER_MS = [16, 32, 64, 128, 256, 512, 1024, 2048]
+        _rows = []
+        for _gain, _label in [(0.35, "gain 0.35 (flat)"), (0.7, "gain 0.7"), (GAIN, f"gain {GAIN} (spiky, section 1)")]:
+            _q, _k = vocab_head(1, T, n_heads=H, head_dim=D, gain=_gain, data_seed=4)
+            _v = torch.randn(1, H, T, D, generator=torch.Generator().manual_seed(5))
+            _errs = performer_errors(_q, _k, _v, PERFORMER_MS, list(range(12)))
+            _entropy = attention_entropy(softmax_attention_weights(_q, _k))
+            for _m, _g in _errs.groupby("m"):
+                _rows.append({"head": _label, "m": _m, "error": float(np.sqrt((_g.output_error ** 2).mean())),
+                              "kernel error": float(np.sqrt((_g.kernel_error ** 2).mean())), "softmax entropy": _entropy})
+        performer_frame = pd.DataFrame(_rows)
+        flat = performer_frame[performer_frame["head"].str.startswith("gain 0.35")]
+        flat_slope, flat_constant = loglog_slope(flat.m, flat.error)
+        kernel_slope, _ = loglog_slope(flat.m, flat["kernel error"])
+        spiky = performer_frame[performer_frame["head"].str.contains("spiky")]
+        assert abs(flat_slope + 0.5) < 0.1, f"expected the output error to fall as m^-1/2 on the flat head, fitted exponent {flat_slope:.3f}"
+        assert abs(kernel_slope + 0.5) < 0.1, f"expected the kernel error to fall as m^-1/2, fitted exponent {kernel_slope:.3f}"
+        assert spiky.error.min() > 0.5, f"expected Performer far from the spiky head even at m = 2048, measured error {spiky.error.min():.2f}"
+        # NBVAL_CHECK_OUTPUT
+        print(f"flat head: error ~ {flat_constant:.2f} m^{flat_slope:.3f} (attention output), kernel entries ~ m^{kernel_slope:.3f}; "
+              f"at m = 2048 the errors are " + ", ".join(f"{h}: {e:.3f}" for h, e in performer_frame[performer_frame.m == 2048][["head", "error"]].values))
     return (performer_frame,)
 
 
@@ -424,27 +437,28 @@ def _(comparison, map_property_chart):
 
 
 @app.cell
-def _(by_map, comparison, softmax_entropy):
-    _simple = ["elu+1", "relu", "cosFormer"]
-    assert all(by_map.loc[_s, "entropy"] > softmax_entropy + 1 for _s in _simple), (
-        f"expected the simple maps' entropy over softmax's {softmax_entropy:.2f} + 1, measured {by_map.loc[_simple, 'entropy'].round(3).to_dict()}")
-    assert all(by_map.loc[_s, "monotonicity"] < 0.6 for _s in _simple), (
-        f"expected the simple maps' monotonicity below 0.6, measured {by_map.loc[_simple, 'monotonicity'].round(3).to_dict()}")
-    assert by_map.loc["Hedgehog, init", "monotonicity"] > 0.75, f"expected Hedgehog's exponentials to rank keys well, measured {by_map.loc['Hedgehog, init', 'monotonicity']:.3f}"
-    assert by_map.loc["Hedgehog, trained", "entropy"] < by_map.loc["Hedgehog, init", "entropy"] - 0.5, (
-        f"expected training to make Hedgehog spikier by 0.5 nats, measured {by_map.loc['Hedgehog, init', 'entropy']:.3f} -> {by_map.loc['Hedgehog, trained', 'entropy']:.3f}")
-    _maps = comparison.iloc[1:].set_index("map")
-    assert _maps["cross_entropy"].idxmin() == "Hedgehog, trained" and _maps["output_error"].idxmin() == "Hedgehog, trained", (
-        f"expected the trained Hedgehog closest to softmax, measured {_maps[['cross_entropy', 'output_error']].round(3).to_dict()}")
-    assert _maps["cross_entropy"].idxmax() == "Performer, m = 64", f"expected Performer (m = 64) the worst cross-entropy, found {_maps['cross_entropy'].idxmax()}"
-    assert by_map.loc["Taylor (Based)", "monotonicity"] < by_map.loc["Hedgehog, init", "monotonicity"] - 0.1, (
-        f"expected Taylor's non-monotone quadratic to rank keys worse than Hedgehog, measured {by_map.loc['Taylor (Based)', 'monotonicity']:.3f}")
-    assert by_map.loc["Performer, m = 64", "entropy"] < by_map.loc["elu+1", "entropy"] - 0.5, (
-        f"expected Performer's noisy weights spikier than elu+1's, measured {by_map.loc['Performer, m = 64', 'entropy']:.3f}")
-    print(f"entropy: softmax {softmax_entropy:.2f}, simple maps {by_map.loc[_simple, 'entropy'].min():.2f}-{by_map.loc[_simple, 'entropy'].max():.2f}, "
-          f"Hedgehog {by_map.loc['Hedgehog, init', 'entropy']:.2f} -> {by_map.loc['Hedgehog, trained', 'entropy']:.2f} after training; "
-          f"monotonicity: simple maps {by_map.loc[_simple, 'monotonicity'].min():.2f}-{by_map.loc[_simple, 'monotonicity'].max():.2f}, "
-          f"Taylor {by_map.loc['Taylor (Based)', 'monotonicity']:.2f}, Hedgehog {by_map.loc['Hedgehog, trained', 'monotonicity']:.2f}")
+def _(by_map, comparison, mo, softmax_entropy):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _simple = ["elu+1", "relu", "cosFormer"]
+        assert all(by_map.loc[_s, "entropy"] > softmax_entropy + 1 for _s in _simple), (
+            f"expected the simple maps' entropy over softmax's {softmax_entropy:.2f} + 1, measured {by_map.loc[_simple, 'entropy'].round(3).to_dict()}")
+        assert all(by_map.loc[_s, "monotonicity"] < 0.6 for _s in _simple), (
+            f"expected the simple maps' monotonicity below 0.6, measured {by_map.loc[_simple, 'monotonicity'].round(3).to_dict()}")
+        assert by_map.loc["Hedgehog, init", "monotonicity"] > 0.75, f"expected Hedgehog's exponentials to rank keys well, measured {by_map.loc['Hedgehog, init', 'monotonicity']:.3f}"
+        assert by_map.loc["Hedgehog, trained", "entropy"] < by_map.loc["Hedgehog, init", "entropy"] - 0.5, (
+            f"expected training to make Hedgehog spikier by 0.5 nats, measured {by_map.loc['Hedgehog, init', 'entropy']:.3f} -> {by_map.loc['Hedgehog, trained', 'entropy']:.3f}")
+        _maps = comparison.iloc[1:].set_index("map")
+        assert _maps["cross_entropy"].idxmin() == "Hedgehog, trained" and _maps["output_error"].idxmin() == "Hedgehog, trained", (
+            f"expected the trained Hedgehog closest to softmax, measured {_maps[['cross_entropy', 'output_error']].round(3).to_dict()}")
+        assert _maps["cross_entropy"].idxmax() == "Performer, m = 64", f"expected Performer (m = 64) the worst cross-entropy, found {_maps['cross_entropy'].idxmax()}"
+        assert by_map.loc["Taylor (Based)", "monotonicity"] < by_map.loc["Hedgehog, init", "monotonicity"] - 0.1, (
+            f"expected Taylor's non-monotone quadratic to rank keys worse than Hedgehog, measured {by_map.loc['Taylor (Based)', 'monotonicity']:.3f}")
+        assert by_map.loc["Performer, m = 64", "entropy"] < by_map.loc["elu+1", "entropy"] - 0.5, (
+            f"expected Performer's noisy weights spikier than elu+1's, measured {by_map.loc['Performer, m = 64', 'entropy']:.3f}")
+        print(f"entropy: softmax {softmax_entropy:.2f}, simple maps {by_map.loc[_simple, 'entropy'].min():.2f}-{by_map.loc[_simple, 'entropy'].max():.2f}, "
+              f"Hedgehog {by_map.loc['Hedgehog, init', 'entropy']:.2f} -> {by_map.loc['Hedgehog, trained', 'entropy']:.2f} after training; "
+              f"monotonicity: simple maps {by_map.loc[_simple, 'monotonicity'].min():.2f}-{by_map.loc[_simple, 'monotonicity'].max():.2f}, "
+              f"Taylor {by_map.loc['Taylor (Based)', 'monotonicity']:.2f}, Hedgehog {by_map.loc['Hedgehog, trained', 'monotonicity']:.2f}")
     return
 
 
@@ -487,28 +501,30 @@ def _(
     hedgehog,
     k_test,
     linear_attention_weights,
+    mo,
     pd,
     q_test,
     softmax_attention_weights,
     torch,
 ):
-    target_causal = softmax_attention_weights(q_test, k_test)  # causal
-    with torch.no_grad():
-        hedgehog_before = linear_attention_weights(q_test, k_test, MAPS["Hedgehog, init"])
-        hedgehog_after = linear_attention_weights(q_test, k_test, hedgehog)
-    distill_table = pd.DataFrame({
-        "held-out, causal": ["softmax (the floor)", "Hedgehog, init", "Hedgehog, trained"],
-        "cross-entropy": [attention_cross_entropy(target_causal, _w).item() for _w in (target_causal, hedgehog_before, hedgehog_after)],
-        "entropy": [attention_entropy(_w) for _w in (target_causal, hedgehog_before, hedgehog_after)],
-    })
-    ce_before, ce_after, ce_floor = distill_table["cross-entropy"][1], distill_table["cross-entropy"][2], distill_table["cross-entropy"][0]
-    assert distill_losses[-1] < distill_losses[0] - 0.4, f"expected training to lower the training CE by 0.4, measured {distill_losses[0]:.3f} -> {distill_losses[-1]:.3f}"
-    assert ce_after < ce_before - 0.4, f"expected the held-out CE to fall by 0.4 too, measured {ce_before:.3f} -> {ce_after:.3f}"
-    closed = (ce_before - ce_after) / (ce_before - ce_floor)
-    # NBVAL_CHECK_OUTPUT
-    print(f"training CE {distill_losses[0]:.3f} -> {distill_losses[-1]:.3f}; held out {ce_before:.3f} -> {ce_after:.3f} "
-          f"(floor {ce_floor:.3f}: {closed:.0%} of the gap closed)")
-    distill_table.round(3)
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        target_causal = softmax_attention_weights(q_test, k_test)  # causal
+        with torch.no_grad():
+            hedgehog_before = linear_attention_weights(q_test, k_test, MAPS["Hedgehog, init"])
+            hedgehog_after = linear_attention_weights(q_test, k_test, hedgehog)
+        distill_table = pd.DataFrame({
+            "held-out, causal": ["softmax (the floor)", "Hedgehog, init", "Hedgehog, trained"],
+            "cross-entropy": [attention_cross_entropy(target_causal, _w).item() for _w in (target_causal, hedgehog_before, hedgehog_after)],
+            "entropy": [attention_entropy(_w) for _w in (target_causal, hedgehog_before, hedgehog_after)],
+        })
+        ce_before, ce_after, ce_floor = distill_table["cross-entropy"][1], distill_table["cross-entropy"][2], distill_table["cross-entropy"][0]
+        assert distill_losses[-1] < distill_losses[0] - 0.4, f"expected training to lower the training CE by 0.4, measured {distill_losses[0]:.3f} -> {distill_losses[-1]:.3f}"
+        assert ce_after < ce_before - 0.4, f"expected the held-out CE to fall by 0.4 too, measured {ce_before:.3f} -> {ce_after:.3f}"
+        closed = (ce_before - ce_after) / (ce_before - ce_floor)
+        # NBVAL_CHECK_OUTPUT
+        print(f"training CE {distill_losses[0]:.3f} -> {distill_losses[-1]:.3f}; held out {ce_before:.3f} -> {ce_after:.3f} "
+              f"(floor {ce_floor:.3f}: {closed:.0%} of the gap closed)")
+        mo.output.append(distill_table.round(3))
     return hedgehog_after, hedgehog_before, target_causal
 
 
@@ -518,13 +534,15 @@ def _(
     distill_seconds,
     hedgehog_after,
     hedgehog_before,
+    mo,
     target_causal,
 ):
-    # NBVAL_IGNORE_OUTPUT
-    print(f"200 distillation steps took {distill_seconds:.1f} s")
-    N_SHOW = 24  # the first 24 tokens of one held-out sequence, head 0
-    attention_heatmaps({"softmax": target_causal[0, 0, :N_SHOW, :N_SHOW], "Hedgehog, init": hedgehog_before[0, 0, :N_SHOW, :N_SHOW],
-                        "Hedgehog, trained": hedgehog_after[0, 0, :N_SHOW, :N_SHOW]})
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_IGNORE_OUTPUT
+        print(f"200 distillation steps took {distill_seconds:.1f} s")
+        N_SHOW = 24  # the first 24 tokens of one held-out sequence, head 0
+        mo.output.append(attention_heatmaps({"softmax": target_causal[0, 0, :N_SHOW, :N_SHOW], "Hedgehog, init": hedgehog_before[0, 0, :N_SHOW, :N_SHOW],
+                            "Hedgehog, trained": hedgehog_after[0, 0, :N_SHOW, :N_SHOW]}))
     return (N_SHOW,)
 
 
@@ -656,10 +674,11 @@ def _(mo):
 
 
 @app.cell
-def _(chapter_start, time):
-    # NBVAL_IGNORE_OUTPUT
-    chapter_seconds = time.perf_counter() - chapter_start
-    print(f"chapter computations took {chapter_seconds:.0f} s")
+def _(chapter_start, mo, time):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_IGNORE_OUTPUT
+        chapter_seconds = time.perf_counter() - chapter_start
+        print(f"chapter computations took {chapter_seconds:.0f} s")
     return
 
 

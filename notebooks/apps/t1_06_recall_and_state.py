@@ -104,18 +104,19 @@ def _(mo):
 
 
 @app.cell
-def _(IGNORE, MQARTask, load_results, mqar):
-    task = MQARTask(**load_results()["task"])
-    sample = mqar(2000, vocab=task.vocab, seq_len=task.seq_len, n_pairs=task.n_pairs, seed=0)
-    _keys, _values = sample.inputs[:, 0:8:2], sample.inputs[:, 1:8:2]
-    _queried = sample.labels != IGNORE
-    assert _keys.max() < task.vocab // 2 <= _values.min(), "keys and values must come from disjoint halves"
-    assert (_queried.sum(1) == task.n_pairs).all(), "every sequence must have one query per key"
-    _gaps = (_queried.nonzero()[:, 1] - 2 * task.n_pairs) // 2
-    # NBVAL_CHECK_OUTPUT
-    print(f"{len(sample)} sequences of {task.seq_len} tokens, {task.n_pairs} pairs each; "
-          f"query slot (0 = right after the pairs): median {_gaps.median().item()}, "
-          f"{(_gaps < 4).float().mean().item():.0%} in the first 4 slots, max {_gaps.max().item()}")
+def _(IGNORE, MQARTask, load_results, mo, mqar):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        task = MQARTask(**load_results()["task"])
+        sample = mqar(2000, vocab=task.vocab, seq_len=task.seq_len, n_pairs=task.n_pairs, seed=0)
+        _keys, _values = sample.inputs[:, 0:8:2], sample.inputs[:, 1:8:2]
+        _queried = sample.labels != IGNORE
+        assert _keys.max() < task.vocab // 2 <= _values.min(), "keys and values must come from disjoint halves"
+        assert (_queried.sum(1) == task.n_pairs).all(), "every sequence must have one query per key"
+        _gaps = (_queried.nonzero()[:, 1] - 2 * task.n_pairs) // 2
+        # NBVAL_CHECK_OUTPUT
+        print(f"{len(sample)} sequences of {task.seq_len} tokens, {task.n_pairs} pairs each; "
+              f"query slot (0 = right after the pairs): median {_gaps.median().item()}, "
+              f"{(_gaps < 4).float().mean().item():.0%} in the first 4 slots, max {_gaps.max().item()}")
     return
 
 
@@ -141,16 +142,17 @@ def _(mo):
 
 
 @app.cell
-def _(LMConfig, MQARTask, history_chart, train_recall):
-    small = MQARTask(vocab=256, seq_len=32, n_pairs=4, n_train=10_000, n_test=500)
-    live = train_recall(LMConfig(vocab=256, mixer="softmax", d_model=64, n_heads=1, mlp=False, max_len=32),
-                        small, lr=3e-3, max_steps=300, eval_every=50, target=0.99, progress=False)
-    live_chance = 1 / (small.vocab // 2)
-    assert live.best_accuracy > 10 * live_chance, (
-        f"expected softmax attention far above chance ({live_chance:.3f}) after {live.steps} steps; measured {live.best_accuracy:.3f}")
-    print(f"softmax attention, d_model 64: accuracy {live.best_accuracy:.3f} after {live.steps} steps "
-          f"({live.seconds:.0f} s); chance is {live_chance:.4f}; decoding state {live.state_bytes:,} bytes")
-    history_chart(live.history, "softmax attention on a small MQAR (held-out accuracy, training loss)")
+def _(LMConfig, MQARTask, history_chart, mo, train_recall):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        small = MQARTask(vocab=256, seq_len=32, n_pairs=4, n_train=10_000, n_test=500)
+        live = train_recall(LMConfig(vocab=256, mixer="softmax", d_model=64, n_heads=1, mlp=False, max_len=32),
+                            small, lr=3e-3, max_steps=300, eval_every=50, target=0.99, progress=False)
+        live_chance = 1 / (small.vocab // 2)
+        assert live.best_accuracy > 10 * live_chance, (
+            f"expected softmax attention far above chance ({live_chance:.3f}) after {live.steps} steps; measured {live.best_accuracy:.3f}")
+        print(f"softmax attention, d_model 64: accuracy {live.best_accuracy:.3f} after {live.steps} steps "
+              f"({live.seconds:.0f} s); chance is {live_chance:.4f}; decoding state {live.state_bytes:,} bytes")
+        mo.output.append(history_chart(live.history, "softmax attention on a small MQAR (held-out accuracy, training loss)"))
     return
 
 
@@ -174,12 +176,13 @@ def _(mo):
 
 
 @app.cell
-def _(MODELS, RESULTS, load_results, results_frame):
-    results = load_results()
-    frame = results_frame(results)
-    print(f"{RESULTS.name}: {len(frame)} runs, made at commit {results['commit'][:10]} by\n  {results['rebuild']}")
-    table = frame.pivot(index="model", columns="d_model", values="accuracy").reindex([m for m in MODELS if m in set(frame.model)])
-    table.round(3)
+def _(MODELS, RESULTS, load_results, mo, results_frame):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        results = load_results()
+        frame = results_frame(results)
+        print(f"{RESULTS.name}: {len(frame)} runs, made at commit {results['commit'][:10]} by\n  {results['rebuild']}")
+        table = frame.pivot(index="model", columns="d_model", values="accuracy").reindex([m for m in MODELS if m in set(frame.model)])
+        mo.output.append(table.round(3))
     return frame, results
 
 
@@ -208,21 +211,22 @@ def _(mo):
 
 
 @app.cell
-def _(frame):
-    def accuracy(model, d):
-        row = frame[(frame.model == model) & (frame.d_model == d)]
-        assert len(row) == 1, f"the results have no run of {model} at d_model {d}"
-        return float(row.accuracy.iloc[0])
+def _(frame, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        def accuracy(model, d):
+            row = frame[(frame.model == model) & (frame.d_model == d)]
+            assert len(row) == 1, f"the results have no run of {model} at d_model {d}"
+            return float(row.accuracy.iloc[0])
 
 
-    attention_64, linear_64, linear_conv_64 = accuracy("softmax", 64), accuracy("linear elu+1", 64), accuracy("linear elu+1 + conv", 64)
-    assert attention_64 >= 0.95, f"expected softmax attention >= 0.95 at d_model 64; measured {attention_64:.3f}"
-    assert linear_64 < 0.5, f"expected elu+1 linear attention without a short conv below 0.5 at d_model 64; measured {linear_64:.3f}"
-    assert linear_conv_64 > linear_64 + 0.3, (
-        f"expected the short convolution to add more than 0.3 to elu+1 linear attention at d_model 64; "
-        f"measured {linear_64:.3f} -> {linear_conv_64:.3f}")
-    print(f"d_model 64: softmax attention {attention_64:.3f}; elu+1 linear attention {linear_64:.3f}, "
-          f"with a short convolution {linear_conv_64:.3f}")
+        attention_64, linear_64, linear_conv_64 = accuracy("softmax", 64), accuracy("linear elu+1", 64), accuracy("linear elu+1 + conv", 64)
+        assert attention_64 >= 0.95, f"expected softmax attention >= 0.95 at d_model 64; measured {attention_64:.3f}"
+        assert linear_64 < 0.5, f"expected elu+1 linear attention without a short conv below 0.5 at d_model 64; measured {linear_64:.3f}"
+        assert linear_conv_64 > linear_64 + 0.3, (
+            f"expected the short convolution to add more than 0.3 to elu+1 linear attention at d_model 64; "
+            f"measured {linear_64:.3f} -> {linear_conv_64:.3f}")
+        print(f"d_model 64: softmax attention {attention_64:.3f}; elu+1 linear attention {linear_64:.3f}, "
+              f"with a short convolution {linear_conv_64:.3f}")
     return (accuracy,)
 
 
@@ -254,12 +258,13 @@ def _(MODELS, frame, pd):
 
 
 @app.cell
-def _(reaching):
-    _reached = reaching.dropna(subset=["smallest state reaching 90% (KiB)"])
-    print("reach 90%: " + "; ".join(f"{m} at {r['smallest state reaching 90% (KiB)']} KiB (d_model {int(r['at d_model'])})"
-                                     for m, r in _reached.iterrows()))
-    print("never reach 90% here: " + ("; ".join(f"{m} (best {r['best accuracy']:.3f})" for m, r in
-                                                reaching[reaching["smallest state reaching 90% (KiB)"].isna()].iterrows()) or "none"))
+def _(mo, reaching):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _reached = reaching.dropna(subset=["smallest state reaching 90% (KiB)"])
+        print("reach 90%: " + "; ".join(f"{m} at {r['smallest state reaching 90% (KiB)']} KiB (d_model {int(r['at d_model'])})"
+                                         for m, r in _reached.iterrows()))
+        print("never reach 90% here: " + ("; ".join(f"{m} (best {r['best accuracy']:.3f})" for m, r in
+                                                    reaching[reaching["smallest state reaching 90% (KiB)"].isna()].iterrows()) or "none"))
     return
 
 
@@ -278,13 +283,14 @@ def _(mo):
 
 
 @app.cell
-def _(accuracy, reaching):
-    _kib = reaching["smallest state reaching 90% (KiB)"]
-    assert accuracy("deltanet", 32) > accuracy("deltanet", 64), "expected DeltaNet without conv better at width 32 than at 64"
-    _ratio = _kib["based (taylor) + conv"] / max(_kib["gla + conv"], _kib["deltanet + conv"])
-    assert 5 < _ratio < 9, f"expected Based to need 5-9x the bytes of GLA / DeltaNet (+ conv) to reach 90%; measured {_ratio:.1f}x"
-    print(f"DeltaNet without conv: {accuracy('deltanet', 32):.3f} at width 32, {accuracy('deltanet', 64):.3f} at 64; "
-          f"bytes to reach 90%, Based / (GLA or DeltaNet, + conv): {_ratio:.1f}x")
+def _(accuracy, mo, reaching):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _kib = reaching["smallest state reaching 90% (KiB)"]
+        assert accuracy("deltanet", 32) > accuracy("deltanet", 64), "expected DeltaNet without conv better at width 32 than at 64"
+        _ratio = _kib["based (taylor) + conv"] / max(_kib["gla + conv"], _kib["deltanet + conv"])
+        assert 5 < _ratio < 9, f"expected Based to need 5-9x the bytes of GLA / DeltaNet (+ conv) to reach 90%; measured {_ratio:.1f}x"
+        print(f"DeltaNet without conv: {accuracy('deltanet', 32):.3f} at width 32, {accuracy('deltanet', 64):.3f} at 64; "
+              f"bytes to reach 90%, Based / (GLA or DeltaNet, + conv): {_ratio:.1f}x")
     return
 
 
@@ -312,15 +318,16 @@ def _(frame):
 
 
 @app.cell
-def _(MOM, accuracy, memories, results):
-    mom_32, delta_32, delta_64 = accuracy(MOM, 32), accuracy("deltanet + conv", 32), accuracy("deltanet + conv", 64)
-    _steps = memories.set_index(["model", "d_model"]).steps
-    assert abs(mom_32 - delta_64) < 0.05, (
-        f"expected MoM within 0.05 of DeltaNet at (about) the same bytes; measured {mom_32:.3f} vs {delta_64:.3f}")
-    assert _steps[MOM, 32] == results["train"]["max_steps"] > _steps["deltanet + conv", 32], (
-        f"expected MoM to use the whole step budget and DeltaNet to stop early; measured {_steps[MOM, 32]} and {_steps['deltanet + conv', 32]} steps")
-    print(f"DeltaNet + conv: d_model 32 {delta_32:.3f} ({_steps['deltanet + conv', 32]} steps), d_model 64 {delta_64:.3f}; "
-          f"MoM (4 memories of d_model 32, top 2) {mom_32:.3f} ({_steps[MOM, 32]} steps, the budget)")
+def _(MOM, accuracy, memories, mo, results):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        mom_32, delta_32, delta_64 = accuracy(MOM, 32), accuracy("deltanet + conv", 32), accuracy("deltanet + conv", 64)
+        _steps = memories.set_index(["model", "d_model"]).steps
+        assert abs(mom_32 - delta_64) < 0.05, (
+            f"expected MoM within 0.05 of DeltaNet at (about) the same bytes; measured {mom_32:.3f} vs {delta_64:.3f}")
+        assert _steps[MOM, 32] == results["train"]["max_steps"] > _steps["deltanet + conv", 32], (
+            f"expected MoM to use the whole step budget and DeltaNet to stop early; measured {_steps[MOM, 32]} and {_steps['deltanet + conv', 32]} steps")
+        print(f"DeltaNet + conv: d_model 32 {delta_32:.3f} ({_steps['deltanet + conv', 32]} steps), d_model 64 {delta_64:.3f}; "
+              f"MoM (4 memories of d_model 32, top 2) {mom_32:.3f} ({_steps[MOM, 32]} steps, the budget)")
     return
 
 
@@ -356,13 +363,14 @@ def _(mo):
 
 
 @app.cell
-def _(check_recall_accuracy):
-    def my_recall_accuracy(logits, labels):
-        mask = labels != -100  # replace with your own, then run the check
-        return (logits.argmax(-1)[mask] == labels[mask]).float().mean().item()
+def _(check_recall_accuracy, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        def my_recall_accuracy(logits, labels):
+            mask = labels != -100  # replace with your own, then run the check
+            return (logits.argmax(-1)[mask] == labels[mask]).float().mean().item()
 
 
-    print(check_recall_accuracy(my_recall_accuracy))
+        print(check_recall_accuracy(my_recall_accuracy))
     return
 
 
@@ -379,16 +387,17 @@ def _(mo):
 
 
 @app.cell
-def _(check_state_bytes):
-    def my_state_bytes(mixer, d_model, n_heads, seq_len, conv_size):
-        head = d_model // n_heads
-        per_layer = {"softmax": 2 * seq_len * d_model, "linear": n_heads * head * head + n_heads * head,
-                     "deltanet": n_heads * head * head}[mixer]
-        conv = 3 * (conv_size - 1) * d_model if conv_size else 0
-        return 2 * 4 * (per_layer + conv)
+def _(check_state_bytes, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        def my_state_bytes(mixer, d_model, n_heads, seq_len, conv_size):
+            head = d_model // n_heads
+            per_layer = {"softmax": 2 * seq_len * d_model, "linear": n_heads * head * head + n_heads * head,
+                         "deltanet": n_heads * head * head}[mixer]
+            conv = 3 * (conv_size - 1) * d_model if conv_size else 0
+            return 2 * 4 * (per_layer + conv)
 
 
-    print(check_state_bytes(my_state_bytes))
+        print(check_state_bytes(my_state_bytes))
     return
 
 

@@ -133,14 +133,15 @@ def _(mo):
 
 
 @app.cell
-def _(FULL_WINDOW, call, linearize, othello_task):
-    othello = othello_task(train=False)  # the teacher, the held-out games (1,000) and labels
-    games_200 = othello.layer_batches[0]  # (200, 31) move tokens
-    full_window = linearize(othello.teacher, window=FULL_WINDOW)
-    full_window_error = (call(full_window, games_200) - call(othello.teacher, games_200)).abs().max().item()
-    assert full_window_error < 1e-4, f"expected the full-window model to equal the teacher to float32 precision; max |logit difference| {full_window_error:.2e}"
-    # NBVAL_CHECK_OUTPUT
-    print("window covering the game: every logit equals the teacher's to within 1e-4 (float32 rounding)")
+def _(FULL_WINDOW, call, linearize, mo, othello_task):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        othello = othello_task(train=False)  # the teacher, the held-out games (1,000) and labels
+        games_200 = othello.layer_batches[0]  # (200, 31) move tokens
+        full_window = linearize(othello.teacher, window=FULL_WINDOW)
+        full_window_error = (call(full_window, games_200) - call(othello.teacher, games_200)).abs().max().item()
+        assert full_window_error < 1e-4, f"expected the full-window model to equal the teacher to float32 precision; max |logit difference| {full_window_error:.2e}"
+        # NBVAL_CHECK_OUTPUT
+        print("window covering the game: every logit equals the teacher's to within 1e-4 (float32 rounding)")
     return games_200, othello
 
 
@@ -226,22 +227,24 @@ def _(
     linearize,
     linearized_layers,
     make_games,
+    mo,
     othello,
     softmax_weights,
     torch,
 ):
-    _games = games_to_tokens(make_games(256, seed=123))[:, :-1]
-    _inputs = attention_inputs(othello.teacher, lambda m: [call(m, _games[i : i + 64]) for i in range(0, 256, 64)])[1:2]
-    demo_layer = linearized_layers(linearize(othello.teacher, window=0))[1]
-    _weights = [softmax_weights(*demo_layer.project(x)[:2], causal=True) for x, _ in _inputs[0]]
-    demo_entropy = sum(-(w * torch.log(w + 1e-12)).sum(-1).mean().item() for w in _weights) / len(_weights)
-    demo_rows = attention_transfer([demo_layer], _inputs, loss="ce", steps=60, lr=1e-2, progress=False)
-    demo_before, demo_after = demo_rows[0]["loss_before"], demo_rows[0]["loss_after"]
-    demo_cut = 1 - (demo_after - demo_entropy) / (demo_before - demo_entropy)
-    assert demo_cut > 0.7, f"expected 60 steps to remove more than 70 % of layer 2's KL to the teacher; measured {demo_cut:.0%}"
-    # NBVAL_CHECK_OUTPUT
-    print(f"layer 2 attention cross-entropy {demo_before:.3f} -> {demo_after:.3f} (teacher's entropy {demo_entropy:.3f}): "
-          f"KL {demo_before - demo_entropy:.3f} -> {demo_after - demo_entropy:.3f} nats, {demo_cut:.0%} removed")
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _games = games_to_tokens(make_games(256, seed=123))[:, :-1]
+        _inputs = attention_inputs(othello.teacher, lambda m: [call(m, _games[i : i + 64]) for i in range(0, 256, 64)])[1:2]
+        demo_layer = linearized_layers(linearize(othello.teacher, window=0))[1]
+        _weights = [softmax_weights(*demo_layer.project(x)[:2], causal=True) for x, _ in _inputs[0]]
+        demo_entropy = sum(-(w * torch.log(w + 1e-12)).sum(-1).mean().item() for w in _weights) / len(_weights)
+        demo_rows = attention_transfer([demo_layer], _inputs, loss="ce", steps=60, lr=1e-2, progress=False)
+        demo_before, demo_after = demo_rows[0]["loss_before"], demo_rows[0]["loss_after"]
+        demo_cut = 1 - (demo_after - demo_entropy) / (demo_before - demo_entropy)
+        assert demo_cut > 0.7, f"expected 60 steps to remove more than 70 % of layer 2's KL to the teacher; measured {demo_cut:.0%}"
+        # NBVAL_CHECK_OUTPUT
+        print(f"layer 2 attention cross-entropy {demo_before:.3f} -> {demo_after:.3f} (teacher's entropy {demo_entropy:.3f}): "
+              f"KL {demo_before - demo_entropy:.3f} -> {demo_after - demo_entropy:.3f} nats, {demo_cut:.0%} removed")
     return
 
 
@@ -256,29 +259,30 @@ def _(mo):
 
 
 @app.cell
-def _(RETRAIN, load_results, load_states, pd):
-    if RETRAIN:
-        import tempfile
-        from pathlib import Path
+def _(RETRAIN, load_results, load_states, mo, pd):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        if RETRAIN:
+            import tempfile
+            from pathlib import Path
 
-        from lablib.linearize.experiment import run
+            from lablib.linearize.experiment import run
 
-        _folder = Path(tempfile.mkdtemp())
-        results = run(_folder / "linearize.json")
-        states = {name: load_states(name, _folder) for name in ("Othello GPT", "MiniLM")}
-    else:
-        results = load_results()
-        states = {name: load_states(name) for name in ("Othello GPT", "MiniLM")}
-    transfer_losses = pd.DataFrame([
-        {"model": model, "stage": stage, "layer": row["layer"], "before": row["loss_before"], "after": row["loss_after"]}
-        for model, info in results["training"].items() for stage, s in info.items() for row in s.get("transfer", [])])
-    _worse = transfer_losses[transfer_losses.after >= transfer_losses.before]
-    assert _worse.empty, f"expected attention transfer to lower every layer's loss; it did not for\n{_worse}"
-    transfer_losses["before -> after"] = [f"{b:.4f} -> {a:.4f}" for b, a in zip(transfer_losses.before, transfer_losses.after)]
-    # NBVAL_CHECK_OUTPUT
-    print(f"training: {results['seconds'] / 60:.0f} min of one CPU thread, commit {results['commit'][:10]}")
-    print(f"rebuild: {results['rebuild']}")
-    transfer_losses.pivot_table(index=["model", "stage"], columns="layer", values="before -> after", aggfunc="first", sort=False)
+            _folder = Path(tempfile.mkdtemp())
+            results = run(_folder / "linearize.json")
+            states = {name: load_states(name, _folder) for name in ("Othello GPT", "MiniLM")}
+        else:
+            results = load_results()
+            states = {name: load_states(name) for name in ("Othello GPT", "MiniLM")}
+        transfer_losses = pd.DataFrame([
+            {"model": model, "stage": stage, "layer": row["layer"], "before": row["loss_before"], "after": row["loss_after"]}
+            for model, info in results["training"].items() for stage, s in info.items() for row in s.get("transfer", [])])
+        _worse = transfer_losses[transfer_losses.after >= transfer_losses.before]
+        assert _worse.empty, f"expected attention transfer to lower every layer's loss; it did not for\n{_worse}"
+        transfer_losses["before -> after"] = [f"{b:.4f} -> {a:.4f}" for b, a in zip(transfer_losses.before, transfer_losses.after)]
+        # NBVAL_CHECK_OUTPUT
+        print(f"training: {results['seconds'] / 60:.0f} min of one CPU thread, commit {results['commit'][:10]}")
+        print(f"rebuild: {results['rebuild']}")
+        mo.output.append(transfer_losses.pivot_table(index=["model", "stage"], columns="layer", values="before -> after", aggfunc="first", sort=False))
     return results, states
 
 
@@ -305,30 +309,33 @@ def _(
     evaluate,
     max_difference,
     minilm_task,
+    mo,
     othello,
     results,
     stage_table,
     states,
     time,
 ):
-    _start, _cpu = time.perf_counter(), time.process_time()
-    minilm = minilm_task(train=False)
-    rows = evaluate(othello, states["Othello GPT"]) + evaluate(minilm, states["MiniLM"])
-    eval_seconds, eval_cpu = time.perf_counter() - _start, time.process_time() - _cpu
-    live_vs_shipped = max_difference(rows, results["rows"])
-    assert RETRAIN or live_vs_shipped < 1e-4, f"expected the live metrics to match the shipped ones to 1e-4; max difference {live_vs_shipped:.2e}"
-    table = stage_table(rows, results["training"])
-    # NBVAL_CHECK_OUTPUT
-    print(f"every stage of both models measured here ({rows[0]['positions']:,} Othello positions, "
-          f"{next(r for r in rows if r['model'] == 'MiniLM')['sentences']} test sentences); "
-          + ("they agree with the shipped results to 1e-4" if live_vs_shipped < 1e-4 else f"they differ from the shipped results by up to {live_vs_shipped:.3g}"))
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _start, _cpu = time.perf_counter(), time.process_time()
+        minilm = minilm_task(train=False)
+        rows = evaluate(othello, states["Othello GPT"]) + evaluate(minilm, states["MiniLM"])
+        eval_seconds, eval_cpu = time.perf_counter() - _start, time.process_time() - _cpu
+        live_vs_shipped = max_difference(rows, results["rows"])
+        assert RETRAIN or live_vs_shipped < 1e-4, f"expected the live metrics to match the shipped ones to 1e-4; max difference {live_vs_shipped:.2e}"
+        table = stage_table(rows, results["training"])
+        # NBVAL_CHECK_OUTPUT
+        print(f"every stage of both models measured here ({rows[0]['positions']:,} Othello positions, "
+              f"{next(r for r in rows if r['model'] == 'MiniLM')['sentences']} test sentences); "
+              + ("they agree with the shipped results to 1e-4" if live_vs_shipped < 1e-4 else f"they differ from the shipped results by up to {live_vs_shipped:.3g}"))
     return eval_cpu, eval_seconds, minilm, rows, table
 
 
 @app.cell
-def _(DIAGNOSTICS, STAGES, eval_cpu, eval_seconds):
-    # NBVAL_IGNORE_OUTPUT
-    print(f"teacher, {len(STAGES)} stages and {len(DIAGNOSTICS)} diagnostics of both models: {eval_seconds:.0f} s ({eval_cpu:.0f} s of CPU time)")
+def _(DIAGNOSTICS, STAGES, eval_cpu, eval_seconds, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_IGNORE_OUTPUT
+        print(f"teacher, {len(STAGES)} stages and {len(DIAGNOSTICS)} diagnostics of both models: {eval_seconds:.0f} s ({eval_cpu:.0f} s of CPU time)")
     return
 
 
@@ -355,15 +362,16 @@ def _(stage_view):
 
 
 @app.cell
-def _(DIAGNOSTICS, minilm, othello, table):
-    model_params = {"Othello GPT": sum(p.numel() for p in othello.teacher.parameters()),
-                    "MiniLM": sum(p.numel() for p in minilm.teacher.parameters())}
-    costs = table[table.metric.isin(["topk_exact", "cos_to_teacher"]) & (table.stage != "teacher") & ~table.stage.isin(list(DIAGNOSTICS))][
-        ["model", "stage", "trainable", "examples"]].set_index(["model", "stage"])
-    costs["share of the model's parameters"] = [f"{t / model_params[m]:.2%}" for (m, _), t in zip(costs.index, costs.trainable)]
-    # NBVAL_CHECK_OUTPUT
-    print(", ".join(f"{m}: {n:,} parameters" for m, n in model_params.items()))
-    costs
+def _(DIAGNOSTICS, minilm, mo, othello, table):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        model_params = {"Othello GPT": sum(p.numel() for p in othello.teacher.parameters()),
+                        "MiniLM": sum(p.numel() for p in minilm.teacher.parameters())}
+        costs = table[table.metric.isin(["topk_exact", "cos_to_teacher"]) & (table.stage != "teacher") & ~table.stage.isin(list(DIAGNOSTICS))][
+            ["model", "stage", "trainable", "examples"]].set_index(["model", "stage"])
+        costs["share of the model's parameters"] = [f"{t / model_params[m]:.2%}" for (m, _), t in zip(costs.index, costs.trainable)]
+        # NBVAL_CHECK_OUTPUT
+        print(", ".join(f"{m}: {n:,} parameters" for m, n in model_params.items()))
+        mo.output.append(costs)
     return
 
 
@@ -395,27 +403,28 @@ def _(mo):
 
 
 @app.cell
-def _(table):
-    def value(model, stage, metric):
-        return float(table[(table.model == model) & (table.stage == stage) & (table.metric == metric)].value.iloc[0])
+def _(mo, table):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        def value(model, stage, metric):
+            return float(table[(table.model == model) & (table.stage == stage) & (table.metric == metric)].value.iloc[0])
 
 
-    def share(model, stage, metric):
-        return float(table[(table.model == model) & (table.stage == stage) & (table.metric == metric)].share.iloc[0])
+        def share(model, stage, metric):
+            return float(table[(table.model == model) & (table.stage == stage) & (table.metric == metric)].share.iloc[0])
 
 
-    gain_othello = value("Othello GPT", "transfer-mse", "topk_exact") - value("Othello GPT", "swap", "topk_exact")
-    gain_minilm = value("MiniLM", "transfer-mse", "cos_to_teacher") - value("MiniLM", "swap", "cos_to_teacher")
-    assert gain_othello > 0.4, f"expected attention transfer to beat the plain swap by more than 0.4 in exact legal sets; measured {gain_othello:+.3f}"
-    assert gain_minilm > 0.4, f"expected attention transfer to beat the plain swap by more than 0.4 in embedding cosine; measured {gain_minilm:+.3f}"
-    final = {f"{m}, {label}": share(m, "hybrid+lora", k) for m, k, label in [
-        ("Othello GPT", "topk_exact", "exact legal set"), ("Othello GPT", "top1_legal", "top-1 legal"),
-        ("MiniLM", "cos_to_teacher", "embedding cosine"), ("MiniLM", "sentiment_probe", "sentiment probe")]}
-    # NBVAL_CHECK_OUTPUT
-    print(f"attention transfer (MSE) over the elu+1 swap: exact legal set {gain_othello:+.3f}, embedding cosine {gain_minilm:+.3f}")
-    print("final stage (hybrid + LoRA), share of the teacher's value recovered:")
-    for _name, _share in final.items():
-        print(f"  {_name}: {_share:.3f}")
+        gain_othello = value("Othello GPT", "transfer-mse", "topk_exact") - value("Othello GPT", "swap", "topk_exact")
+        gain_minilm = value("MiniLM", "transfer-mse", "cos_to_teacher") - value("MiniLM", "swap", "cos_to_teacher")
+        assert gain_othello > 0.4, f"expected attention transfer to beat the plain swap by more than 0.4 in exact legal sets; measured {gain_othello:+.3f}"
+        assert gain_minilm > 0.4, f"expected attention transfer to beat the plain swap by more than 0.4 in embedding cosine; measured {gain_minilm:+.3f}"
+        final = {f"{m}, {label}": share(m, "hybrid+lora", k) for m, k, label in [
+            ("Othello GPT", "topk_exact", "exact legal set"), ("Othello GPT", "top1_legal", "top-1 legal"),
+            ("MiniLM", "cos_to_teacher", "embedding cosine"), ("MiniLM", "sentiment_probe", "sentiment probe")]}
+        # NBVAL_CHECK_OUTPUT
+        print(f"attention transfer (MSE) over the elu+1 swap: exact legal set {gain_othello:+.3f}, embedding cosine {gain_minilm:+.3f}")
+        print("final stage (hybrid + LoRA), share of the teacher's value recovered:")
+        for _name, _share in final.items():
+            print(f"  {_name}: {_share:.3f}")
     return (value,)
 
 
@@ -473,37 +482,39 @@ def _(mo):
 
 
 @app.cell
-def _(pd, states, torch, value):
-    linear_part = []
-    for _model, _metric in [("Othello GPT", "topk_exact"), ("Othello GPT", "top1_legal"), ("MiniLM", "cos_to_teacher"), ("MiniLM", "sentiment_probe")]:
-        for _with, _without in [("hybrid", "window-only"), ("hybrid+lora", "hybrid+lora, linear dropped")]:
-            linear_part.append({"model": _model, "metric": _metric, "stage": _with, "with linear part": value(_model, _with, _metric),
-                                "linear part dropped": value(_model, _without, _metric)})
-    linear_part = pd.DataFrame(linear_part)
-    linear_part["lost"] = linear_part["with linear part"] - linear_part["linear part dropped"]
-    gammas = {m: torch.sigmoid(torch.stack([s["window_logit"] for s in states[m]["hybrid"]["attention"]])) for m in states}
-    # NBVAL_CHECK_OUTPUT
-    print("learned window factor gamma, mean over heads, per layer:")
-    for _m, _g in gammas.items():
-        print(f"  {_m}: " + " ".join(f"{v:.3f}" for v in _g.mean(1).tolist()))
-    linear_part.round(4)
+def _(mo, pd, states, torch, value):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        linear_part = []
+        for _model, _metric in [("Othello GPT", "topk_exact"), ("Othello GPT", "top1_legal"), ("MiniLM", "cos_to_teacher"), ("MiniLM", "sentiment_probe")]:
+            for _with, _without in [("hybrid", "window-only"), ("hybrid+lora", "hybrid+lora, linear dropped")]:
+                linear_part.append({"model": _model, "metric": _metric, "stage": _with, "with linear part": value(_model, _with, _metric),
+                                    "linear part dropped": value(_model, _without, _metric)})
+        linear_part = pd.DataFrame(linear_part)
+        linear_part["lost"] = linear_part["with linear part"] - linear_part["linear part dropped"]
+        gammas = {m: torch.sigmoid(torch.stack([s["window_logit"] for s in states[m]["hybrid"]["attention"]])) for m in states}
+        # NBVAL_CHECK_OUTPUT
+        print("learned window factor gamma, mean over heads, per layer:")
+        for _m, _g in gammas.items():
+            print(f"  {_m}: " + " ".join(f"{v:.3f}" for v in _g.mean(1).tolist()))
+        mo.output.append(linear_part.round(4))
     return (linear_part,)
 
 
 @app.cell
-def _(linear_part, value):
-    _lost = linear_part.set_index(["model", "metric", "stage"])["lost"]
-    assert _lost[("Othello GPT", "topk_exact", "hybrid+lora")] > 0.3, (
-        f"expected the Othello GPT to lose more than 0.3 of exact legal sets without its linear part; measured {_lost[('Othello GPT', 'topk_exact', 'hybrid+lora')]:.3f}")
-    assert _lost[("MiniLM", "cos_to_teacher", "hybrid+lora")] > 0.3, (
-        f"expected MiniLM to lose more than 0.3 of embedding cosine without its linear part; measured {_lost[('MiniLM', 'cos_to_teacher', 'hybrid+lora')]:.3f}")
-    hybrid_vs_linear = {m: value(m, "hybrid", k) - value(m, "transfer-mse", k) for m, k in [("Othello GPT", "topk_exact"), ("MiniLM", "cos_to_teacher")]}
-    # NBVAL_CHECK_OUTPUT
-    print("linear part dropped from the trained hybrid + LoRA: "
-          f"Othello GPT exact legal set -{_lost[('Othello GPT', 'topk_exact', 'hybrid+lora')]:.3f}, "
-          f"MiniLM embedding cosine -{_lost[('MiniLM', 'cos_to_teacher', 'hybrid+lora')]:.3f}")
-    print("hybrid minus pure linear (both after attention transfer): "
-          f"Othello GPT exact legal set {hybrid_vs_linear['Othello GPT']:+.4f}, MiniLM embedding cosine {hybrid_vs_linear['MiniLM']:+.4f}")
+def _(linear_part, mo, value):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _lost = linear_part.set_index(["model", "metric", "stage"])["lost"]
+        assert _lost[("Othello GPT", "topk_exact", "hybrid+lora")] > 0.3, (
+            f"expected the Othello GPT to lose more than 0.3 of exact legal sets without its linear part; measured {_lost[('Othello GPT', 'topk_exact', 'hybrid+lora')]:.3f}")
+        assert _lost[("MiniLM", "cos_to_teacher", "hybrid+lora")] > 0.3, (
+            f"expected MiniLM to lose more than 0.3 of embedding cosine without its linear part; measured {_lost[('MiniLM', 'cos_to_teacher', 'hybrid+lora')]:.3f}")
+        hybrid_vs_linear = {m: value(m, "hybrid", k) - value(m, "transfer-mse", k) for m, k in [("Othello GPT", "topk_exact"), ("MiniLM", "cos_to_teacher")]}
+        # NBVAL_CHECK_OUTPUT
+        print("linear part dropped from the trained hybrid + LoRA: "
+              f"Othello GPT exact legal set -{_lost[('Othello GPT', 'topk_exact', 'hybrid+lora')]:.3f}, "
+              f"MiniLM embedding cosine -{_lost[('MiniLM', 'cos_to_teacher', 'hybrid+lora')]:.3f}")
+        print("hybrid minus pure linear (both after attention transfer): "
+              f"Othello GPT exact legal set {hybrid_vs_linear['Othello GPT']:+.4f}, MiniLM embedding cosine {hybrid_vs_linear['MiniLM']:+.4f}")
     return
 
 
@@ -615,10 +626,11 @@ def _(check_lora_forward):
 
 
 @app.cell
-def _(chapter_cpu, chapter_start, time):
-    # NBVAL_IGNORE_OUTPUT
-    print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s wall clock, "
-          f"{time.process_time() - chapter_cpu:.0f} s of CPU time on one thread")
+def _(chapter_cpu, chapter_start, mo, time):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_IGNORE_OUTPUT
+        print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s wall clock, "
+              f"{time.process_time() - chapter_cpu:.0f} s of CPU time on one thread")
     return
 
 

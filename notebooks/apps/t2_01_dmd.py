@@ -238,14 +238,15 @@ def _(DMD, field, np, pd):
 
 
 @app.cell
-def _(field_modes, np):
-    _rates = sorted(zip(field_modes["frequency (rad / step)"], field_modes["decay rate (per step)"]))
-    _frequencies, _decays = [_f for _f, _ in _rates], [_d for _, _d in _rates]
-    assert np.allclose(_frequencies, [0.3, 0.3, 0.8, 0.8], atol=0.01), f"expected frequencies 0.3, 0.3, 0.8, 0.8 to 0.01, found {_frequencies}"
-    assert np.allclose(_decays, [0.005, 0.005, 0.03, 0.03], atol=0.002), f"expected decay rates 0.005, 0.005, 0.03, 0.03 to 0.002, found {_decays}"
-    # NBVAL_CHECK_OUTPUT
-    print("frequencies (rad / step):", ", ".join(f"{_f:.2f}" for _f in _frequencies),
-          "| decay rates (per step):", ", ".join(f"{_d:.3f}" for _d in _decays))
+def _(field_modes, mo, np):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _rates = sorted(zip(field_modes["frequency (rad / step)"], field_modes["decay rate (per step)"]))
+        _frequencies, _decays = [_f for _f, _ in _rates], [_d for _, _d in _rates]
+        assert np.allclose(_frequencies, [0.3, 0.3, 0.8, 0.8], atol=0.01), f"expected frequencies 0.3, 0.3, 0.8, 0.8 to 0.01, found {_frequencies}"
+        assert np.allclose(_decays, [0.005, 0.005, 0.03, 0.03], atol=0.002), f"expected decay rates 0.005, 0.005, 0.03, 0.03 to 0.002, found {_decays}"
+        # NBVAL_CHECK_OUTPUT
+        print("frequencies (rad / step):", ", ".join(f"{_f:.2f}" for _f in _frequencies),
+              "| decay rates (per step):", ", ".join(f"{_d:.3f}" for _d in _decays))
     return
 
 
@@ -302,16 +303,17 @@ def _(mo):
 
 
 @app.cell
-def _(rank_errors):
-    _by_rank = rank_errors.set_index("rank r")["reconstruction error vs the clean signal"]
-    assert abs(_by_rank[4] - 0.004) < 0.001, f"expected rank 4 to reconstruct the clean signal to about 0.4%, measured {_by_rank[4]:.2%}"
-    assert _by_rank[4] * 10 < _by_rank[2], f"expected rank 4 to beat rank 2 by more than 10x, measured {_by_rank[2] / _by_rank[4]:.0f}x"
-    assert _by_rank[3] > 0.9 * _by_rank[2], f"expected rank 3 hardly better than rank 2, measured {_by_rank[3]:.3f} vs {_by_rank[2]:.3f}"
-    assert _by_rank[[6, 10, 20]].min() > 0.99 * _by_rank[4] and _by_rank[20] > _by_rank[4], (
-        f"expected extra ranks to add nothing but noise, measured {_by_rank.round(4).to_dict()}"
-    )
-    # NBVAL_CHECK_OUTPUT
-    print(f"rank 4 reconstructs the clean signal to {_by_rank[4]:.1%}; rank 2 to {_by_rank[2]:.0%}")
+def _(mo, rank_errors):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _by_rank = rank_errors.set_index("rank r")["reconstruction error vs the clean signal"]
+        assert abs(_by_rank[4] - 0.004) < 0.001, f"expected rank 4 to reconstruct the clean signal to about 0.4%, measured {_by_rank[4]:.2%}"
+        assert _by_rank[4] * 10 < _by_rank[2], f"expected rank 4 to beat rank 2 by more than 10x, measured {_by_rank[2] / _by_rank[4]:.0f}x"
+        assert _by_rank[3] > 0.9 * _by_rank[2], f"expected rank 3 hardly better than rank 2, measured {_by_rank[3]:.3f} vs {_by_rank[2]:.3f}"
+        assert _by_rank[[6, 10, 20]].min() > 0.99 * _by_rank[4] and _by_rank[20] > _by_rank[4], (
+            f"expected extra ranks to add nothing but noise, measured {_by_rank.round(4).to_dict()}"
+        )
+        # NBVAL_CHECK_OUTPUT
+        print(f"rank 4 reconstructs the clean signal to {_by_rank[4]:.1%}; rank 2 to {_by_rank[2]:.0%}")
     return
 
 
@@ -327,13 +329,14 @@ def _(mo):
 
 
 @app.cell
-def _(dmd_lin, linear, np):
-    _x0 = linear.sample_initial_conditions(1, seed=5)[0]
-    truth_linear = linear.simulate(_x0, 100)  # (101, 5)
-    forecast_linear = dmd_lin.predict(_x0, 100)
-    linear_forecast_error = np.abs(forecast_linear - truth_linear).max()
-    assert linear_forecast_error < 1e-8, f"expected the linear system's forecast exact to 1e-8, measured {linear_forecast_error:.1e}"
-    print(f"linear system, 100 steps ahead: max error {linear_forecast_error:.1e}")
+def _(dmd_lin, linear, mo, np):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _x0 = linear.sample_initial_conditions(1, seed=5)[0]
+        truth_linear = linear.simulate(_x0, 100)  # (101, 5)
+        forecast_linear = dmd_lin.predict(_x0, 100)
+        linear_forecast_error = np.abs(forecast_linear - truth_linear).max()
+        assert linear_forecast_error < 1e-8, f"expected the linear system's forecast exact to 1e-8, measured {linear_forecast_error:.1e}"
+        print(f"linear system, 100 steps ahead: max error {linear_forecast_error:.1e}")
     return
 
 
@@ -369,21 +372,22 @@ def _(DMD, Duffing, alt, np, pd, snapshot_pairs):
 
 
 @app.cell
-def _(dmd_duff, duffing, forecast_duff, np, truth_duff):
-    assert duffing.dt == 0.1, f"the charts say dt = 0.1; the system's dt is {duffing.dt}"
-    hilltop_crossings = int(np.sum(np.diff(np.sign(truth_duff[:, 0])) != 0))
-    assert hilltop_crossings == 1 and abs(truth_duff[-1, 0] + 1) < 0.05, (
-        f"expected the true trajectory to cross the hilltop once and settle near x = -1, "
-        f"measured {hilltop_crossings} crossings, final x {truth_duff[-1, 0]:+.3f}"
-    )
-    assert np.all(np.abs(dmd_duff.eigenvalues) < 1) and np.all(dmd_duff.eigenvalues.imag != 0), (
-        f"expected DMD's eigenvalues a complex pair inside the unit circle (a spiral into the origin), found {dmd_duff.eigenvalues}"
-    )
-    assert abs(forecast_duff[-1, 0]) < 0.2 and abs(forecast_duff[-1, 0] - truth_duff[-1, 0]) > 0.5, (
-        f"expected the DMD forecast to end near the hilltop x = 0, far from the true well, measured {forecast_duff[-1, 0]:+.3f}"
-    )
-    print(f"Duffing: DMD eigenvalues {np.round(dmd_duff.eigenvalues, 4)}; final position true {truth_duff[-1, 0]:+.3f}, "
-          f"DMD {forecast_duff[-1, 0]:+.3f}")
+def _(dmd_duff, duffing, forecast_duff, mo, np, truth_duff):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        assert duffing.dt == 0.1, f"the charts say dt = 0.1; the system's dt is {duffing.dt}"
+        hilltop_crossings = int(np.sum(np.diff(np.sign(truth_duff[:, 0])) != 0))
+        assert hilltop_crossings == 1 and abs(truth_duff[-1, 0] + 1) < 0.05, (
+            f"expected the true trajectory to cross the hilltop once and settle near x = -1, "
+            f"measured {hilltop_crossings} crossings, final x {truth_duff[-1, 0]:+.3f}"
+        )
+        assert np.all(np.abs(dmd_duff.eigenvalues) < 1) and np.all(dmd_duff.eigenvalues.imag != 0), (
+            f"expected DMD's eigenvalues a complex pair inside the unit circle (a spiral into the origin), found {dmd_duff.eigenvalues}"
+        )
+        assert abs(forecast_duff[-1, 0]) < 0.2 and abs(forecast_duff[-1, 0] - truth_duff[-1, 0]) > 0.5, (
+            f"expected the DMD forecast to end near the hilltop x = 0, far from the true well, measured {forecast_duff[-1, 0]:+.3f}"
+        )
+        print(f"Duffing: DMD eigenvalues {np.round(dmd_duff.eigenvalues, 4)}; final position true {truth_duff[-1, 0]:+.3f}, "
+              f"DMD {forecast_duff[-1, 0]:+.3f}")
     return
 
 

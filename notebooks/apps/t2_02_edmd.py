@@ -123,25 +123,27 @@ def _(mo):
 
 
 @app.cell
-def _(edmd_fin, finite_error, finite_map, np):
-    _i = int(np.argmin(np.abs(edmd_fin.eigenvalues - finite_map.b)))
-    _states = np.random.default_rng(3).uniform(-1, 1, size=(200, 2))
-    _phi_edmd = edmd_fin.eigenfunctions(_states)[:, _i].real
-    _phi_true = finite_map.eigenfunctions(_states)[:, 1]  # x2 - c/(a^2 - b) x1^2
-    _scale = (_phi_edmd @ _phi_true) / (_phi_true @ _phi_true)  # eigenfunctions are defined up to scale
-    eigenfunction_error = np.abs(_phi_edmd - _scale * _phi_true).max() / np.abs(_phi_edmd).max()
-    assert finite_error < 1e-10, f"expected the eigenvalues 1, a, b, a^2 recovered to 1e-10, measured {finite_error:.1e}"
-    assert eigenfunction_error < 1e-10, f"expected EDMD's eigenfunction for b to be x2 - c/(a^2-b) x1^2 to 1e-10, measured {eigenfunction_error:.1e}"
-    assert edmd_fin.residual > 0.01, f"expected a nonzero fit residual (the dictionary is not invariant), measured {edmd_fin.residual:.3g}"
-    print(f"exact eigenvalues recovered to {finite_error:.1e}; EDMD's eigenfunction for b vs x2 - c/(a^2-b) x1^2 "
-          f"(up to scale) at 200 random states: {eigenfunction_error:.1e}; fit residual {edmd_fin.residual:.3f}")
+def _(edmd_fin, finite_error, finite_map, mo, np):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _i = int(np.argmin(np.abs(edmd_fin.eigenvalues - finite_map.b)))
+        _states = np.random.default_rng(3).uniform(-1, 1, size=(200, 2))
+        _phi_edmd = edmd_fin.eigenfunctions(_states)[:, _i].real
+        _phi_true = finite_map.eigenfunctions(_states)[:, 1]  # x2 - c/(a^2 - b) x1^2
+        _scale = (_phi_edmd @ _phi_true) / (_phi_true @ _phi_true)  # eigenfunctions are defined up to scale
+        eigenfunction_error = np.abs(_phi_edmd - _scale * _phi_true).max() / np.abs(_phi_edmd).max()
+        assert finite_error < 1e-10, f"expected the eigenvalues 1, a, b, a^2 recovered to 1e-10, measured {finite_error:.1e}"
+        assert eigenfunction_error < 1e-10, f"expected EDMD's eigenfunction for b to be x2 - c/(a^2-b) x1^2 to 1e-10, measured {eigenfunction_error:.1e}"
+        assert edmd_fin.residual > 0.01, f"expected a nonzero fit residual (the dictionary is not invariant), measured {edmd_fin.residual:.3g}"
+        print(f"exact eigenvalues recovered to {finite_error:.1e}; EDMD's eigenfunction for b vs x2 - c/(a^2-b) x1^2 "
+              f"(up to scale) at 200 random states: {eigenfunction_error:.1e}; fit residual {edmd_fin.residual:.3f}")
     return
 
 
 @app.cell
-def _(finite_spurious):
-    # NBVAL_CHECK_OUTPUT
-    print("the two eigenvalues outside the invariant span:", ", ".join(f"{_z:.3f}" for _z in finite_spurious))
+def _(finite_spurious, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        print("the two eigenvalues outside the invariant span:", ", ".join(f"{_z:.3f}" for _z in finite_spurious))
     return
 
 
@@ -154,12 +156,13 @@ def _(mo):
 
 
 @app.cell
-def _(edmd_fin, finite_map, np):
-    _x0 = np.array([0.8, -0.6])
-    finite_forecast_error = np.abs(edmd_fin.predict(_x0, 60) - finite_map.simulate(_x0, 60)).max()
-    assert finite_forecast_error < 1e-10, f"expected the lifted forecast exact over 60 steps to 1e-10, measured {finite_forecast_error:.1e}"
-    print(f"60 steps of x_(k+1) = F(x_k) vs 60 powers of the {edmd_fin.K.shape[0]} x {edmd_fin.K.shape[1]} EDMD matrix: "
-          f"max error {finite_forecast_error:.1e}")
+def _(edmd_fin, finite_map, mo, np):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _x0 = np.array([0.8, -0.6])
+        finite_forecast_error = np.abs(edmd_fin.predict(_x0, 60) - finite_map.simulate(_x0, 60)).max()
+        assert finite_forecast_error < 1e-10, f"expected the lifted forecast exact over 60 steps to 1e-10, measured {finite_forecast_error:.1e}"
+        print(f"60 steps of x_(k+1) = F(x_k) vs 60 powers of the {edmd_fin.K.shape[0]} x {edmd_fin.K.shape[1]} EDMD matrix: "
+              f"max error {finite_forecast_error:.1e}")
     return
 
 
@@ -335,10 +338,11 @@ def _(X_duff, alt, duffing, edmd_fits, np, pd):
 
 
 @app.cell
-def _(basin_agreement, basin_frame):
-    assert basin_agreement > 0.8, f"expected the near-1 eigenfunction's sign to mark the basin at more than 80% of grid points, measured {basin_agreement:.1%}"
-    print(f"the eigenfunction's sign agrees with the well each grid point ends in (300 steps of the true dynamics) "
-          f"at {basin_agreement:.1%} of {len(basin_frame)} points")
+def _(basin_agreement, basin_frame, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        assert basin_agreement > 0.8, f"expected the near-1 eigenfunction's sign to mark the basin at more than 80% of grid points, measured {basin_agreement:.1%}"
+        print(f"the eigenfunction's sign agrees with the well each grid point ends in (300 steps of the true dynamics) "
+              f"at {basin_agreement:.1%} of {len(basin_frame)} points")
     return
 
 

@@ -218,16 +218,17 @@ def _(alt, autoencoder, comparison, np, pd):
 
 
 @app.cell
-def _(autoencoder, np):
-    learned_moduli = np.sort(np.abs(autoencoder.eigenvalues()))[::-1]
-    growth_over_window = learned_moduli[0] ** 50
-    assert (learned_moduli > 1).sum() == 2 and abs(learned_moduli[0] - 1.02) < 0.005, (
-        f"expected one pair just outside the unit circle, |lambda| ~ 1.02, measured moduli {np.round(learned_moduli, 4)}"
-    )
-    assert learned_moduli.min() > 0.85, f"expected the eigenvalues to cluster near 1 (all |lambda| > 0.85), measured {learned_moduli.min():.3f}"
-    assert abs(growth_over_window - 2.8) < 0.15, f"expected the growing mode to grow ~2.8x over 50 steps, measured {growth_over_window:.2f}"
-    print(f"learned K: largest |eigenvalue| {learned_moduli[0]:.4f}, which grows {growth_over_window:.2f}x in 50 steps; "
-          f"moduli of its 16 eigenvalues: {np.round(learned_moduli, 3)}")
+def _(autoencoder, mo, np):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        learned_moduli = np.sort(np.abs(autoencoder.eigenvalues()))[::-1]
+        growth_over_window = learned_moduli[0] ** 50
+        assert (learned_moduli > 1).sum() == 2 and abs(learned_moduli[0] - 1.02) < 0.005, (
+            f"expected one pair just outside the unit circle, |lambda| ~ 1.02, measured moduli {np.round(learned_moduli, 4)}"
+        )
+        assert learned_moduli.min() > 0.85, f"expected the eigenvalues to cluster near 1 (all |lambda| > 0.85), measured {learned_moduli.min():.3f}"
+        assert abs(growth_over_window - 2.8) < 0.15, f"expected the growing mode to grow ~2.8x over 50 steps, measured {growth_over_window:.2f}"
+        print(f"learned K: largest |eigenvalue| {learned_moduli[0]:.4f}, which grows {growth_over_window:.2f}x in 50 steps; "
+              f"moduli of its 16 eigenvalues: {np.round(learned_moduli, 3)}")
     return
 
 

@@ -117,13 +117,14 @@ def _(DMDc, FiniteKoopmanMap, LiftedControlModel, MonomialDictionary, np, pd):
 
 
 @app.cell
-def _(map_errors):
-    assert map_errors["lifted, monomials of degree 2"] < 1e-10, (
-        f"expected the lifted model exact on the controlled finite map (1e-10), measured {map_errors['lifted, monomials of degree 2']:.1e}"
-    )
-    assert map_errors["DMDc (linear in x)"] > 0.01, f"expected DMDc off by more than 0.01, measured {map_errors['DMDc (linear in x)']:.3f}"
-    # NBVAL_CHECK_OUTPUT
-    print(f"DMDc, linear in x, misses the controlled finite map by up to {map_errors['DMDc (linear in x)']:.2f} over 30 steps")
+def _(map_errors, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        assert map_errors["lifted, monomials of degree 2"] < 1e-10, (
+            f"expected the lifted model exact on the controlled finite map (1e-10), measured {map_errors['lifted, monomials of degree 2']:.1e}"
+        )
+        assert map_errors["DMDc (linear in x)"] > 0.01, f"expected DMDc off by more than 0.01, measured {map_errors['DMDc (linear in x)']:.3f}"
+        # NBVAL_CHECK_OUTPUT
+        print(f"DMDc, linear in x, misses the controlled finite map by up to {map_errors['DMDc (linear in x)']:.2f} over 30 steps")
     return
 
 
@@ -281,25 +282,27 @@ def _(mo):
 def _(
     controller,
     diagonal_recurrence_loop,
+    mo,
     np,
     test_inputs,
     test_starts,
     torch,
 ):
-    koopman_lambdas, _V = np.linalg.eig(controller.K)
-    _Vinv = np.linalg.inv(_V)
-    b_bar = _Vinv @ controller.B[:, 0]  # (p,) complex
-    readout = controller.C @ _V  # (2, p) complex
-    _xt0, _u_seq = test_starts[0], test_inputs[0, :, 0]  # one test trajectory and its inputs
-    h0 = torch.tensor(_Vinv @ controller.lift(_xt0[None])[0])  # (p,) complex128
-    # h_k for k = 1..30: the recurrence h_{k} = lambda h_{k-1} + b_bar u_{k-1}, with the input projected first
-    koopman_drive = torch.tensor(np.outer(_u_seq, b_bar))  # (30, p)
-    h_diag = diagonal_recurrence_loop(torch.tensor(koopman_lambdas), koopman_drive, h0)  # (30, p)
-    diag_forecast = (h_diag.numpy() @ readout.T).real  # (30, 2)
-    dense_forecast = controller.predict(_xt0, test_inputs[0])[1:]
-    diagonal_error = np.abs(diag_forecast - dense_forecast).max()
-    assert diagonal_error < 1e-10, f"expected the diagonal recurrence to reproduce the dense model to 1e-10, measured {diagonal_error:.1e}"
-    print(f"{len(koopman_lambdas)} diagonal complex recurrences vs the dense lifted model, 30 steps: max difference {diagonal_error:.1e}")
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        koopman_lambdas, _V = np.linalg.eig(controller.K)
+        _Vinv = np.linalg.inv(_V)
+        b_bar = _Vinv @ controller.B[:, 0]  # (p,) complex
+        readout = controller.C @ _V  # (2, p) complex
+        _xt0, _u_seq = test_starts[0], test_inputs[0, :, 0]  # one test trajectory and its inputs
+        h0 = torch.tensor(_Vinv @ controller.lift(_xt0[None])[0])  # (p,) complex128
+        # h_k for k = 1..30: the recurrence h_{k} = lambda h_{k-1} + b_bar u_{k-1}, with the input projected first
+        koopman_drive = torch.tensor(np.outer(_u_seq, b_bar))  # (30, p)
+        h_diag = diagonal_recurrence_loop(torch.tensor(koopman_lambdas), koopman_drive, h0)  # (30, p)
+        diag_forecast = (h_diag.numpy() @ readout.T).real  # (30, 2)
+        dense_forecast = controller.predict(_xt0, test_inputs[0])[1:]
+        diagonal_error = np.abs(diag_forecast - dense_forecast).max()
+        assert diagonal_error < 1e-10, f"expected the diagonal recurrence to reproduce the dense model to 1e-10, measured {diagonal_error:.1e}"
+        print(f"{len(koopman_lambdas)} diagonal complex recurrences vs the dense lifted model, 30 steps: max difference {diagonal_error:.1e}")
     return h0, koopman_drive, koopman_lambdas
 
 
@@ -362,10 +365,11 @@ def _(diagonal_recurrence_loop, diagonal_recurrence_scan, pd, torch):
 
 
 @app.cell
-def _(scan_check):
-    # NBVAL_CHECK_OUTPUT
-    print(f"{len(scan_check)} scan-vs-loop comparisons (float64, values and gradients): {scan_check['T'].nunique()} lengths "
-          f"x {scan_check.inputs.nunique()} kinds of input x {scan_check.scan.nunique()} scans")
+def _(mo, scan_check):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        print(f"{len(scan_check)} scan-vs-loop comparisons (float64, values and gradients): {scan_check['T'].nunique()} lengths "
+              f"x {scan_check.inputs.nunique()} kinds of input x {scan_check.scan.nunique()} scans")
     return
 
 
@@ -492,10 +496,11 @@ def _(
 
 
 @app.cell
-def _(scan_kernel_check):
-    # NBVAL_CHECK_OUTPUT
-    print(f"Triton scan vs the loop: {len(scan_kernel_check)} comparisons (values, final state, every gradient) on "
-          f"{scan_kernel_check.case.nunique()} cases")
+def _(mo, scan_kernel_check):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        print(f"Triton scan vs the loop: {len(scan_kernel_check)} comparisons (values, final state, every gradient) on "
+              f"{scan_kernel_check.case.nunique()} cases")
     return
 
 

@@ -108,15 +108,16 @@ def _(heldout_games, label_games, legal_move_metrics, load_checkpoint, pd):
 
 
 @app.cell
-def _(legal_metrics):
-    # World-model claim (update the bar here if the checkpoint is retrained): the top-1 move is legal.
-    assert legal_metrics["top1_legal"] > 0.96, (
-        f"expected the top-1 move to be legal at more than 96% of held-out positions; measured {legal_metrics['top1_legal']:.3f}")
-    assert legal_metrics["topk_exact"] > 0.65, (
-        f"expected the predicted set to be exactly the legal set at more than 65% of held-out positions; "
-        f"measured {legal_metrics['topk_exact']:.3f}")
-    print(f"checked: the top-1 move is legal at {legal_metrics['top1_legal']:.1%} of held-out positions (bar: 96%), "
-          f"the predicted set is the legal set at {legal_metrics['topk_exact']:.1%} (bar: 65%)")
+def _(legal_metrics, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # World-model claim (update the bar here if the checkpoint is retrained): the top-1 move is legal.
+        assert legal_metrics["top1_legal"] > 0.96, (
+            f"expected the top-1 move to be legal at more than 96% of held-out positions; measured {legal_metrics['top1_legal']:.3f}")
+        assert legal_metrics["topk_exact"] > 0.65, (
+            f"expected the predicted set to be exactly the legal set at more than 65% of held-out positions; "
+            f"measured {legal_metrics['topk_exact']:.3f}")
+        print(f"checked: the top-1 move is legal at {legal_metrics['top1_legal']:.1%} of held-out positions (bar: 96%), "
+              f"the predicted set is the legal set at {legal_metrics['topk_exact']:.1%} (bar: 65%)")
     return
 
 
@@ -192,27 +193,28 @@ def _(probes):
 
 
 @app.cell
-def _(best_layer_accuracy, probes):
-    # World-model claims (qualitative bars, meant to hold for any well-trained checkpoint):
-    _best = best_layer_accuracy.max()  # per encoding, the best layer's held-out accuracy
-    _majority = probes.groupby("encoding").majority.first()
-    _control = probes[probes.model == "random-init control"].groupby("encoding")["accuracy (occupied squares)"].max()
-    assert _best["mine / theirs"] >= _best["black / white"] + 0.10, (
-        f"expected mine/theirs to beat black/white by at least 0.10 at the best layer; "
-        f"measured {_best['mine / theirs']:.3f} vs {_best['black / white']:.3f}")
-    assert _best["mine / theirs"] >= _majority["mine / theirs"] + 0.15, (
-        f"expected the mine/theirs probe to beat its majority class by at least 0.15; "
-        f"measured {_best['mine / theirs']:.3f} vs {_majority['mine / theirs']:.3f}")
-    assert best_layer_accuracy.loc[0, "mine / theirs"] <= _majority["mine / theirs"] + 0.03, (  # the embeddings see one move token
-        f"expected the embeddings (layer 0) to read the board no better than the majority class + 0.03; "
-        f"measured {best_layer_accuracy.loc[0, 'mine / theirs']:.3f} vs {_majority['mine / theirs']:.3f}")
-    assert best_layer_accuracy.loc[3, "mine / theirs"] >= _majority["mine / theirs"] + 0.15, (
-        f"expected layer 3 to read most of the board (majority class + 0.15); measured {best_layer_accuracy.loc[3, 'mine / theirs']:.3f}")
-    assert (_control <= _majority + 0.03).all(), (
-        f"expected the random-init control to beat the majority class by at most 0.03 in either basis; "
-        f"measured control {_control.round(3).to_dict()} vs majority {_majority.round(3).to_dict()}")
-    print(f"checked: best layer, mine/theirs {_best['mine / theirs']:.3f} vs black/white {_best['black / white']:.3f} (margin >= 0.10); "
-          f"random-init control at most {(_control - _majority).max():+.3f} from the majority class (bar: +0.03)")
+def _(best_layer_accuracy, mo, probes):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # World-model claims (qualitative bars, meant to hold for any well-trained checkpoint):
+        _best = best_layer_accuracy.max()  # per encoding, the best layer's held-out accuracy
+        _majority = probes.groupby("encoding").majority.first()
+        _control = probes[probes.model == "random-init control"].groupby("encoding")["accuracy (occupied squares)"].max()
+        assert _best["mine / theirs"] >= _best["black / white"] + 0.10, (
+            f"expected mine/theirs to beat black/white by at least 0.10 at the best layer; "
+            f"measured {_best['mine / theirs']:.3f} vs {_best['black / white']:.3f}")
+        assert _best["mine / theirs"] >= _majority["mine / theirs"] + 0.15, (
+            f"expected the mine/theirs probe to beat its majority class by at least 0.15; "
+            f"measured {_best['mine / theirs']:.3f} vs {_majority['mine / theirs']:.3f}")
+        assert best_layer_accuracy.loc[0, "mine / theirs"] <= _majority["mine / theirs"] + 0.03, (  # the embeddings see one move token
+            f"expected the embeddings (layer 0) to read the board no better than the majority class + 0.03; "
+            f"measured {best_layer_accuracy.loc[0, 'mine / theirs']:.3f} vs {_majority['mine / theirs']:.3f}")
+        assert best_layer_accuracy.loc[3, "mine / theirs"] >= _majority["mine / theirs"] + 0.15, (
+            f"expected layer 3 to read most of the board (majority class + 0.15); measured {best_layer_accuracy.loc[3, 'mine / theirs']:.3f}")
+        assert (_control <= _majority + 0.03).all(), (
+            f"expected the random-init control to beat the majority class by at most 0.03 in either basis; "
+            f"measured control {_control.round(3).to_dict()} vs majority {_majority.round(3).to_dict()}")
+        print(f"checked: best layer, mine/theirs {_best['mine / theirs']:.3f} vs black/white {_best['black / white']:.3f} (margin >= 0.10); "
+              f"random-init control at most {(_control - _majority).max():+.3f} from the majority class (bar: +0.03)")
     return
 
 
@@ -251,19 +253,20 @@ def _(best_layer_accuracy, fit_mlp_probe, pd, probe_accuracy, probe_data):
 
 
 @app.cell
-def _(mlp_layer, mlp_vs_linear):
-    # World-model claims: for mine/theirs the nonlinear probe gains nothing that matters over the linear one;
-    # for black/white it gains something, but stays far below the linear mine/theirs probe.
-    _gain = mlp_vs_linear.loc["mine / theirs", "MLP - linear"]
-    _bw_mlp, _mt_linear = mlp_vs_linear.loc["black / white", "MLP probe"], mlp_vs_linear.loc["mine / theirs", "linear (ridge) probe"]
-    assert _bw_mlp <= _mt_linear - 0.1, (
-        f"expected the black/white MLP probe at least 0.1 below the linear mine/theirs probe; measured {_bw_mlp:.3f} vs {_mt_linear:.3f}")
-    assert _gain <= 0.03, (
-        f"expected the mine/theirs MLP probe within 0.03 of (or below) the linear probe at layer {mlp_layer}; "
-        f"measured MLP {mlp_vs_linear.loc['mine / theirs', 'MLP probe']:.3f} vs linear "
-        f"{mlp_vs_linear.loc['mine / theirs', 'linear (ridge) probe']:.3f} ({_gain:+.3f})")
-    print(f"checked: at layer {mlp_layer}, the mine/theirs MLP probe minus the linear one = {_gain:+.3f} (bar: at most +0.03); "
-          f"black/white MLP {_bw_mlp:.3f} vs mine/theirs linear {_mt_linear:.3f} (bar: 0.1 below)")
+def _(mlp_layer, mlp_vs_linear, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # World-model claims: for mine/theirs the nonlinear probe gains nothing that matters over the linear one;
+        # for black/white it gains something, but stays far below the linear mine/theirs probe.
+        _gain = mlp_vs_linear.loc["mine / theirs", "MLP - linear"]
+        _bw_mlp, _mt_linear = mlp_vs_linear.loc["black / white", "MLP probe"], mlp_vs_linear.loc["mine / theirs", "linear (ridge) probe"]
+        assert _bw_mlp <= _mt_linear - 0.1, (
+            f"expected the black/white MLP probe at least 0.1 below the linear mine/theirs probe; measured {_bw_mlp:.3f} vs {_mt_linear:.3f}")
+        assert _gain <= 0.03, (
+            f"expected the mine/theirs MLP probe within 0.03 of (or below) the linear probe at layer {mlp_layer}; "
+            f"measured MLP {mlp_vs_linear.loc['mine / theirs', 'MLP probe']:.3f} vs linear "
+            f"{mlp_vs_linear.loc['mine / theirs', 'linear (ridge) probe']:.3f} ({_gain:+.3f})")
+        print(f"checked: at layer {mlp_layer}, the mine/theirs MLP probe minus the linear one = {_gain:+.3f} (bar: at most +0.03); "
+              f"black/white MLP {_bw_mlp:.3f} vs mine/theirs linear {_mt_linear:.3f} (bar: 0.1 below)")
     return
 
 
@@ -365,17 +368,18 @@ def _(
 
 
 @app.cell
-def _(edit_conditions, intervention):
-    # World-model claims (qualitative bars): probe edits are followed, random ones are at chance.
-    _probe, _random, _none = edit_conditions["probe"], edit_conditions["random"], edit_conditions["none"]
-    assert _probe["follow"] > 0.9, f"expected moves to follow the probe edit more than 90% of the time; measured {_probe['follow']:.3f}"
-    assert abs(_random["follow"] - 0.5) < 0.12, (
-        f"expected a random direction of the same norm to stay near chance (0.5 +- 0.12); measured {_random['follow']:.3f}")
-    assert _probe["better"] > _none["better"] and _probe["exact_topk"] > _none["exact_topk"], (
-        f"expected the probe edit to improve the stricter scores over no edit; measured closer-to-edited {_probe['better']:.3f} vs "
-        f"{_none['better']:.3f}, exact top-k {_probe['exact_topk']:.3f} vs {_none['exact_topk']:.3f}")
-    print(f"checked on {intervention['n']} edits: follow {_probe['follow']:.3f} along the probe (bar: 0.9), "
-          f"{_random['follow']:.3f} along a random direction (bar: 0.5 +- 0.12)")
+def _(edit_conditions, intervention, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # World-model claims (qualitative bars): probe edits are followed, random ones are at chance.
+        _probe, _random, _none = edit_conditions["probe"], edit_conditions["random"], edit_conditions["none"]
+        assert _probe["follow"] > 0.9, f"expected moves to follow the probe edit more than 90% of the time; measured {_probe['follow']:.3f}"
+        assert abs(_random["follow"] - 0.5) < 0.12, (
+            f"expected a random direction of the same norm to stay near chance (0.5 +- 0.12); measured {_random['follow']:.3f}")
+        assert _probe["better"] > _none["better"] and _probe["exact_topk"] > _none["exact_topk"], (
+            f"expected the probe edit to improve the stricter scores over no edit; measured closer-to-edited {_probe['better']:.3f} vs "
+            f"{_none['better']:.3f}, exact top-k {_probe['exact_topk']:.3f} vs {_none['exact_topk']:.3f}")
+        print(f"checked on {intervention['n']} edits: follow {_probe['follow']:.3f} along the probe (bar: 0.9), "
+              f"{_random['follow']:.3f} along a random direction (bar: 0.5 +- 0.12)")
     return
 
 

@@ -90,13 +90,14 @@ def _(mo):
 
 
 @app.cell
-def _(load_data, np, pd, time):
-    _start = time.perf_counter()
-    data = load_data()
-    print(f"embedded {len(data.sentences.texts)} sentences in {time.perf_counter() - _start:.1f} s")
-    sentiment_names, topic_names = np.array(["negative", "positive"]), np.array(["food", "travel", "work", "weather"])
-    pd.DataFrame({"sentence": data.sentences.texts, "sentiment": sentiment_names[data.sentiment.numpy()],
-                  "topic": topic_names[data.topic.numpy()], "wording (predicate pair)": data.pair.numpy()}).sample(6, random_state=1)
+def _(load_data, mo, np, pd, time):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _start = time.perf_counter()
+        data = load_data()
+        print(f"embedded {len(data.sentences.texts)} sentences in {time.perf_counter() - _start:.1f} s")
+        sentiment_names, topic_names = np.array(["negative", "positive"]), np.array(["food", "travel", "work", "weather"])
+        mo.output.append(pd.DataFrame({"sentence": data.sentences.texts, "sentiment": sentiment_names[data.sentiment.numpy()],
+                      "topic": topic_names[data.topic.numpy()], "wording (predicate pair)": data.pair.numpy()}).sample(6, random_state=1))
     return data, sentiment_names, topic_names
 
 
@@ -111,20 +112,21 @@ def _(mo):
 
 
 @app.cell
-def _(HIDDEN, N_LAYERS, data, load_encoder, splits):
-    # NBVAL_CHECK_OUTPUT
-    train_idx, test_idx = splits(data, "random")[0]
-    _folds = splits(data, "phrasings")
-    _encoder_parameters = sum(_p.numel() for _p in load_encoder()[1].parameters())
-    assert tuple(data.hidden.shape) == (N_LAYERS + 1, 768, HIDDEN), f"expected hidden states (7, 768, 384); got {tuple(data.hidden.shape)}"
-    assert len(set(data.pair.tolist())) == 12 and len(set(data.topic.tolist())) == 4, (
-        f"expected 12 predicate pairs and 4 topics; got {len(set(data.pair.tolist()))} and {len(set(data.topic.tolist()))}")
-    assert all(len(set(data.pair[_te].tolist()) & set(data.pair[_tr].tolist())) == 0 and len(set(data.pair[_te].tolist())) == 4
-               for _tr, _te in _folds), "expected each held-out-wordings fold to test on 4 predicate pairs its training side never saw"
-    print(f"all-MiniLM-L6-v2: {_encoder_parameters / 1e6:.1f}M parameters, hidden size {HIDDEN}; hidden states {tuple(data.hidden.shape)}")
-    print(f"{len(data.sentences.texts)} sentences, {len(set(data.pair.tolist()))} predicate pairs, {len(set(data.topic.tolist()))} topics")
-    print(f"random split: {len(train_idx)} train / {len(test_idx)} test ({int((data.sentiment[test_idx] == 0).sum())} of them negative); "
-          f"held-out wordings: {len(_folds)} folds of " + ", ".join(f"{len(_tr)} / {len(_te)}" for _tr, _te in _folds))
+def _(HIDDEN, N_LAYERS, data, load_encoder, mo, splits):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        train_idx, test_idx = splits(data, "random")[0]
+        _folds = splits(data, "phrasings")
+        _encoder_parameters = sum(_p.numel() for _p in load_encoder()[1].parameters())
+        assert tuple(data.hidden.shape) == (N_LAYERS + 1, 768, HIDDEN), f"expected hidden states (7, 768, 384); got {tuple(data.hidden.shape)}"
+        assert len(set(data.pair.tolist())) == 12 and len(set(data.topic.tolist())) == 4, (
+            f"expected 12 predicate pairs and 4 topics; got {len(set(data.pair.tolist()))} and {len(set(data.topic.tolist()))}")
+        assert all(len(set(data.pair[_te].tolist()) & set(data.pair[_tr].tolist())) == 0 and len(set(data.pair[_te].tolist())) == 4
+                   for _tr, _te in _folds), "expected each held-out-wordings fold to test on 4 predicate pairs its training side never saw"
+        print(f"all-MiniLM-L6-v2: {_encoder_parameters / 1e6:.1f}M parameters, hidden size {HIDDEN}; hidden states {tuple(data.hidden.shape)}")
+        print(f"{len(data.sentences.texts)} sentences, {len(set(data.pair.tolist()))} predicate pairs, {len(set(data.topic.tolist()))} topics")
+        print(f"random split: {len(train_idx)} train / {len(test_idx)} test ({int((data.sentiment[test_idx] == 0).sum())} of them negative); "
+              f"held-out wordings: {len(_folds)} folds of " + ", ".join(f"{len(_tr)} / {len(_te)}" for _tr, _te in _folds))
     return test_idx, train_idx
 
 
@@ -187,20 +189,21 @@ def _(alt, data, pd, probe_layers):
 
 
 @app.cell
-def _(read_table):
-    _seen = read_table[read_table.split == "random split"].set_index("layer")
-    _unseen = read_table[read_table.split == "held-out wordings"].set_index("layer")
-    assert (_seen.sentiment >= 0.99).all(), f"expected the logistic probe >= 0.99 at every layer on the random split; measured {_seen.sentiment.round(3).tolist()}"
-    assert (_seen.sentiment_meandiff >= 0.83).all(), (
-        f"expected the difference of means >= 0.83 at every layer on the random split; measured {_seen.sentiment_meandiff.round(3).tolist()}")
-    assert (_unseen.sentiment > 0.94).all(), f"expected the logistic probe above 0.94 on unseen wordings at every layer; measured {_unseen.sentiment.round(3).tolist()}"
-    assert _unseen.sentiment.max() < 0.99, f"expected the logistic probe on unseen wordings to stay below 0.99; measured {_unseen.sentiment.max():.3f}"
-    assert abs(_unseen.sentiment_meandiff[0] - 0.78) < 0.02, f"expected the difference of means at 0.78 +- 0.02 at layer 0 on unseen wordings; measured {_unseen.sentiment_meandiff[0]:.3f}"
-    assert _unseen.sentiment_meandiff[3:].between(0.905, 0.955).all(), (
-        f"expected the difference of means in 0.91-0.95 (+- 0.005) from layer 3 on, on unseen wordings; measured {_unseen.sentiment_meandiff[3:].round(3).tolist()}")
-    print("held-out accuracy on unseen wordings, layers 0-6:")
-    print("  logistic probe     ", " ".join(f"{_v:.3f}" for _v in _unseen.sentiment))
-    print("  difference of means", " ".join(f"{_v:.3f}" for _v in _unseen.sentiment_meandiff))
+def _(mo, read_table):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _seen = read_table[read_table.split == "random split"].set_index("layer")
+        _unseen = read_table[read_table.split == "held-out wordings"].set_index("layer")
+        assert (_seen.sentiment >= 0.99).all(), f"expected the logistic probe >= 0.99 at every layer on the random split; measured {_seen.sentiment.round(3).tolist()}"
+        assert (_seen.sentiment_meandiff >= 0.83).all(), (
+            f"expected the difference of means >= 0.83 at every layer on the random split; measured {_seen.sentiment_meandiff.round(3).tolist()}")
+        assert (_unseen.sentiment > 0.94).all(), f"expected the logistic probe above 0.94 on unseen wordings at every layer; measured {_unseen.sentiment.round(3).tolist()}"
+        assert _unseen.sentiment.max() < 0.99, f"expected the logistic probe on unseen wordings to stay below 0.99; measured {_unseen.sentiment.max():.3f}"
+        assert abs(_unseen.sentiment_meandiff[0] - 0.78) < 0.02, f"expected the difference of means at 0.78 +- 0.02 at layer 0 on unseen wordings; measured {_unseen.sentiment_meandiff[0]:.3f}"
+        assert _unseen.sentiment_meandiff[3:].between(0.905, 0.955).all(), (
+            f"expected the difference of means in 0.91-0.95 (+- 0.005) from layer 3 on, on unseen wordings; measured {_unseen.sentiment_meandiff[3:].round(3).tolist()}")
+        print("held-out accuracy on unseen wordings, layers 0-6:")
+        print("  logistic probe     ", " ".join(f"{_v:.3f}" for _v in _unseen.sentiment))
+        print("  difference of means", " ".join(f"{_v:.3f}" for _v in _unseen.sentiment_meandiff))
     return
 
 
@@ -335,36 +338,37 @@ def _(alt, data, np, pd, steering):
 
 
 @app.cell
-def _(steer_table):
-    def steer_curve(steering_name, reader, along=True, column="read as positive"):
-        """One curve of steer_table as a Series indexed by alpha."""
-        _rows = steer_table[(steer_table.steering == steering_name) & (steer_table.reader == reader)
-                            & ((steer_table.direction == "mu_pos - mu_neg") == along)]
-        return _rows.set_index("alpha")[column]
+def _(mo, steer_table):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        def steer_curve(steering_name, reader, along=True, column="read as positive"):
+            """One curve of steer_table as a Series indexed by alpha."""
+            _rows = steer_table[(steer_table.steering == steering_name) & (steer_table.reader == reader)
+                                & ((steer_table.direction == "mu_pos - mu_neg") == along)]
+            return _rows.set_index("alpha")[column]
 
 
-    _inside = "inside: tokens at layer 3, read layer 6"
-    for _name in ("pooled, layer 3", "pooled, layer 6"):
-        _probe, _knn = steer_curve(_name, "probe"), steer_curve(_name, "nearest neighbours")
-        assert _probe[1.0] >= 0.95, f"{_name}: expected alpha = 1 to flip the probe for >= 95% of sentences; measured {_probe[1.0]:.3f}"
-        assert _knn[1.0] < 0.8 and _knn[2.0] > 0.9, (
-            f"{_name}: expected positive neighbours for < 80% at alpha = 1 and > 90% at alpha = 2; measured {_knn[1.0]:.3f}, {_knn[2.0]:.3f}")
-    for _name in ("pooled, layer 3", "pooled, layer 6", _inside):
-        _control_knn, _control_probe = steer_curve(_name, "nearest neighbours", along=False), steer_curve(_name, "probe", along=False)
-        assert (_control_knn - _control_knn[0.0]).abs().max() < 0.1 and _control_probe.max() < 0.05, (
-            f"{_name}: expected a random direction to change the neighbour vote by < 0.1 and flip < 5% of probe readings; "
-            f"measured {(_control_knn - _control_knn[0.0]).abs().max():.3f}, {_control_probe.max():.3f}")
-    _inside_probe, _inside_knn = steer_curve(_inside, "probe"), steer_curve(_inside, "nearest neighbours")
-    _inside_topic = steer_curve(_inside, "probe", column="topic kept")
-    _random_topic = steer_curve(_inside, "probe", along=False, column="topic kept")
-    assert _inside_probe[1.0] < 0.5, f"inside: expected alpha = 1 to flip the probe for fewer than half; measured {_inside_probe[1.0]:.3f}"
-    assert _inside_knn[4.0] > 0.9 and _inside_topic[4.0] >= 0.98, (
-        f"inside: expected > 90% positive neighbours with the topic kept (>= 0.98) at alpha = 4; measured {_inside_knn[4.0]:.3f}, topic {_inside_topic[4.0]:.3f}")
-    assert _inside_topic[8.0] < 0.9 and _random_topic[8.0] < 0.9, (
-        f"inside: expected the topic to go (< 0.9 kept) at alpha = 8, along delta and along a random direction; "
-        f"measured {_inside_topic[8.0]:.3f}, {_random_topic[8.0]:.3f}")
-    print(f"inside the network: probe reads positive {_inside_probe[1.0]:.2f} at alpha = 1; positive neighbours {_inside_knn[4.0]:.2f} at alpha = 4; "
-          f"topic kept {_inside_topic[4.0]:.2f} at alpha = 4, {_inside_topic[8.0]:.2f} at alpha = 8 ({_random_topic[8.0]:.2f} along a random direction)")
+        _inside = "inside: tokens at layer 3, read layer 6"
+        for _name in ("pooled, layer 3", "pooled, layer 6"):
+            _probe, _knn = steer_curve(_name, "probe"), steer_curve(_name, "nearest neighbours")
+            assert _probe[1.0] >= 0.95, f"{_name}: expected alpha = 1 to flip the probe for >= 95% of sentences; measured {_probe[1.0]:.3f}"
+            assert _knn[1.0] < 0.8 and _knn[2.0] > 0.9, (
+                f"{_name}: expected positive neighbours for < 80% at alpha = 1 and > 90% at alpha = 2; measured {_knn[1.0]:.3f}, {_knn[2.0]:.3f}")
+        for _name in ("pooled, layer 3", "pooled, layer 6", _inside):
+            _control_knn, _control_probe = steer_curve(_name, "nearest neighbours", along=False), steer_curve(_name, "probe", along=False)
+            assert (_control_knn - _control_knn[0.0]).abs().max() < 0.1 and _control_probe.max() < 0.05, (
+                f"{_name}: expected a random direction to change the neighbour vote by < 0.1 and flip < 5% of probe readings; "
+                f"measured {(_control_knn - _control_knn[0.0]).abs().max():.3f}, {_control_probe.max():.3f}")
+        _inside_probe, _inside_knn = steer_curve(_inside, "probe"), steer_curve(_inside, "nearest neighbours")
+        _inside_topic = steer_curve(_inside, "probe", column="topic kept")
+        _random_topic = steer_curve(_inside, "probe", along=False, column="topic kept")
+        assert _inside_probe[1.0] < 0.5, f"inside: expected alpha = 1 to flip the probe for fewer than half; measured {_inside_probe[1.0]:.3f}"
+        assert _inside_knn[4.0] > 0.9 and _inside_topic[4.0] >= 0.98, (
+            f"inside: expected > 90% positive neighbours with the topic kept (>= 0.98) at alpha = 4; measured {_inside_knn[4.0]:.3f}, topic {_inside_topic[4.0]:.3f}")
+        assert _inside_topic[8.0] < 0.9 and _random_topic[8.0] < 0.9, (
+            f"inside: expected the topic to go (< 0.9 kept) at alpha = 8, along delta and along a random direction; "
+            f"measured {_inside_topic[8.0]:.3f}, {_random_topic[8.0]:.3f}")
+        print(f"inside the network: probe reads positive {_inside_probe[1.0]:.2f} at alpha = 1; positive neighbours {_inside_knn[4.0]:.2f} at alpha = 4; "
+              f"topic kept {_inside_topic[4.0]:.2f} at alpha = 4, {_inside_topic[8.0]:.2f} at alpha = 8 ({_random_topic[8.0]:.2f} along a random direction)")
     return
 
 
@@ -390,6 +394,7 @@ def _(
     N_LAYERS,
     data,
     mean_difference,
+    mo,
     pd,
     sentiment_names,
     steered_embed,
@@ -397,19 +402,20 @@ def _(
     torch,
     train_idx,
 ):
-    _negative_test = test_idx[data.sentiment[test_idx] == 0]
-    example_sentence = data.sentences.texts[int(_negative_test[0])]
-    _delta = mean_difference(data.hidden[3][train_idx], data.sentiment[train_idx]).float()
-    _train_states = torch.nn.functional.normalize(data.hidden[N_LAYERS][train_idx], dim=1)
-    _neighbour_rows = []
-    for _alpha in (0.0, 2.0, 4.0):
-        _state = steered_embed([example_sentence], 3, _alpha * _delta).double()
-        _sims = (torch.nn.functional.normalize(_state, dim=1) @ _train_states.T)[0]
-        for _rank, _j in enumerate(_sims.topk(3).indices.tolist()):
-            _neighbour_rows.append({"alpha": _alpha, "rank": _rank + 1, "nearest training sentence": data.sentences.texts[int(train_idx[_j])],
-                                    "its sentiment": sentiment_names[int(data.sentiment[train_idx[_j]])]})
-    print("steered sentence:", example_sentence)
-    pd.DataFrame(_neighbour_rows).set_index(["alpha", "rank"])
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _negative_test = test_idx[data.sentiment[test_idx] == 0]
+        example_sentence = data.sentences.texts[int(_negative_test[0])]
+        _delta = mean_difference(data.hidden[3][train_idx], data.sentiment[train_idx]).float()
+        _train_states = torch.nn.functional.normalize(data.hidden[N_LAYERS][train_idx], dim=1)
+        _neighbour_rows = []
+        for _alpha in (0.0, 2.0, 4.0):
+            _state = steered_embed([example_sentence], 3, _alpha * _delta).double()
+            _sims = (torch.nn.functional.normalize(_state, dim=1) @ _train_states.T)[0]
+            for _rank, _j in enumerate(_sims.topk(3).indices.tolist()):
+                _neighbour_rows.append({"alpha": _alpha, "rank": _rank + 1, "nearest training sentence": data.sentences.texts[int(train_idx[_j])],
+                                        "its sentiment": sentiment_names[int(data.sentiment[train_idx[_j]])]})
+        print("steered sentence:", example_sentence)
+        mo.output.append(pd.DataFrame(_neighbour_rows).set_index(["alpha", "rank"]))
     return
 
 
@@ -457,16 +463,17 @@ def _(LeaceEraser, data, mean_difference, pd, torch, train_idx, unit_vector):
 
 
 @app.cell
-def _(erasure_checks):
-    # NBVAL_CHECK_OUTPUT
-    _before, _after = erasure_checks["|mu_pos - mu_neg| before"], erasure_checks["|mu_pos - mu_neg| after LEACE"]
-    _leace_move, _projection_move = erasure_checks["mean squared move, LEACE"], erasure_checks["mean squared move, orthogonal projection off delta"]
-    assert erasure_checks["rank of the edit"] == 1, f"expected a rank-1 edit for a binary concept; got rank {erasure_checks['rank of the edit']}"
-    assert _after < 1e-8 * _before, f"expected the class-mean gap to shrink by more than 1e8 under LEACE; measured {_before:.3g} -> {_after:.3g}"
-    assert _leace_move < 0.9 * _projection_move, (
-        f"expected LEACE to move the data at least 10% less than the orthogonal projection; measured {_leace_move:.3f} vs {_projection_move:.3f}")
-    print(f"rank-1 edit; class-mean gap {_before:.2f} before, below 1e-8 of that after; "
-          f"mean squared move {_leace_move:.2f} (LEACE) vs {_projection_move:.2f} (orthogonal projection)")
+def _(erasure_checks, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        _before, _after = erasure_checks["|mu_pos - mu_neg| before"], erasure_checks["|mu_pos - mu_neg| after LEACE"]
+        _leace_move, _projection_move = erasure_checks["mean squared move, LEACE"], erasure_checks["mean squared move, orthogonal projection off delta"]
+        assert erasure_checks["rank of the edit"] == 1, f"expected a rank-1 edit for a binary concept; got rank {erasure_checks['rank of the edit']}"
+        assert _after < 1e-8 * _before, f"expected the class-mean gap to shrink by more than 1e8 under LEACE; measured {_before:.3g} -> {_after:.3g}"
+        assert _leace_move < 0.9 * _projection_move, (
+            f"expected LEACE to move the data at least 10% less than the orthogonal projection; measured {_leace_move:.3f} vs {_projection_move:.3f}")
+        print(f"rank-1 edit; class-mean gap {_before:.2f} before, below 1e-8 of that after; "
+              f"mean squared move {_leace_move:.2f} (LEACE) vs {_projection_move:.2f} (orthogonal projection)")
     return
 
 
@@ -502,13 +509,14 @@ def _(alt, data, erasure_layers, pd):
 
 
 @app.cell
-def _(erase_random):
-    assert (erase_random.sentiment_before >= 0.99).all(), f"expected sentiment >= 0.99 before erasure; measured {erase_random.sentiment_before.round(3).tolist()}"
-    assert ((erase_random.sentiment_after - 0.5).abs() < 0.01).all(), (
-        f"expected a fresh sentiment probe at chance (0.5 +- 0.01) after erasure at every layer; measured {erase_random.sentiment_after.round(3).tolist()}")
-    assert (erase_random.topic_after >= 0.99).all(), f"expected topic to survive erasure (>= 0.99) at every layer; measured {erase_random.topic_after.round(3).tolist()}"
-    print("after erasure, layers 0-6: sentiment", " ".join(f"{_v:.3f}" for _v in erase_random.sentiment_after),
-          "| topic", " ".join(f"{_v:.3f}" for _v in erase_random.topic_after))
+def _(erase_random, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        assert (erase_random.sentiment_before >= 0.99).all(), f"expected sentiment >= 0.99 before erasure; measured {erase_random.sentiment_before.round(3).tolist()}"
+        assert ((erase_random.sentiment_after - 0.5).abs() < 0.01).all(), (
+            f"expected a fresh sentiment probe at chance (0.5 +- 0.01) after erasure at every layer; measured {erase_random.sentiment_after.round(3).tolist()}")
+        assert (erase_random.topic_after >= 0.99).all(), f"expected topic to survive erasure (>= 0.99) at every layer; measured {erase_random.topic_after.round(3).tolist()}"
+        print("after erasure, layers 0-6: sentiment", " ".join(f"{_v:.3f}" for _v in erase_random.sentiment_after),
+              "| topic", " ".join(f"{_v:.3f}" for _v in erase_random.topic_after))
     return
 
 
@@ -543,15 +551,16 @@ def _(data, erase_random, erasure_layers, pd):
 
 
 @app.cell
-def _(unseen_table):
-    _random_split = unseen_table["2-fold probe on erased test side, random split"]
-    _unseen_wordings = unseen_table["2-fold probe on erased test side, unseen wordings"]
-    assert _random_split.between(0.53, 0.64).all(), (
-        f"expected sentiment to come back a little (0.54-0.63, +- 0.01) on the erased test side of the random split; measured {_random_split.round(3).tolist()}")
-    assert (_unseen_wordings > 0.98).all(), (
-        f"expected a new probe to find sentiment (> 0.98 at every layer) on erased sentences with unseen wordings; measured {_unseen_wordings.round(3).tolist()}")
-    print(f"2-fold probe on the erased test side: random split {_random_split.min():.3f}-{_random_split.max():.3f}, "
-          f"unseen wordings {_unseen_wordings.min():.3f}-{_unseen_wordings.max():.3f}")
+def _(mo, unseen_table):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _random_split = unseen_table["2-fold probe on erased test side, random split"]
+        _unseen_wordings = unseen_table["2-fold probe on erased test side, unseen wordings"]
+        assert _random_split.between(0.53, 0.64).all(), (
+            f"expected sentiment to come back a little (0.54-0.63, +- 0.01) on the erased test side of the random split; measured {_random_split.round(3).tolist()}")
+        assert (_unseen_wordings > 0.98).all(), (
+            f"expected a new probe to find sentiment (> 0.98 at every layer) on erased sentences with unseen wordings; measured {_unseen_wordings.round(3).tolist()}")
+        print(f"2-fold probe on the erased test side: random split {_random_split.min():.3f}-{_random_split.max():.3f}, "
+              f"unseen wordings {_unseen_wordings.min():.3f}-{_unseen_wordings.max():.3f}")
     return
 
 

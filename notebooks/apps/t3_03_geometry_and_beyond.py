@@ -100,29 +100,31 @@ def _(mo):
 
 
 @app.cell
-def _(load_checkpoint, pd, separation_report):
-    _world_model = load_checkpoint()[0]
-    world_geometry = separation_report(_world_model, ridges=(0.0,), n_random=500)
-    _m = world_geometry["metrics"]
-    print(f"Othello GPT: {world_geometry['n_tokens']} move tokens in d = {world_geometry['d_model']}; "
-          f"rank of Cov(gamma) = {world_geometry['rank_cov']}. Mean |cos| between token differences:")
-    pd.DataFrame({"row vs column difference (separable)": {_k: _v["cross"] for _k, _v in _m.items()},
-                  "two differences of the same concept": {_k: _v["same"] for _k, _v in _m.items()}}).rename(
-        index={"euclidean": "Euclidean", "causal_ridge=0": "causal (pseudo-inverse)"}).round(3)
+def _(load_checkpoint, mo, pd, separation_report):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _world_model = load_checkpoint()[0]
+        world_geometry = separation_report(_world_model, ridges=(0.0,), n_random=500)
+        _m = world_geometry["metrics"]
+        print(f"Othello GPT: {world_geometry['n_tokens']} move tokens in d = {world_geometry['d_model']}; "
+              f"rank of Cov(gamma) = {world_geometry['rank_cov']}. Mean |cos| between token differences:")
+        mo.output.append(pd.DataFrame({"row vs column difference (separable)": {_k: _v["cross"] for _k, _v in _m.items()},
+                      "two differences of the same concept": {_k: _v["same"] for _k, _v in _m.items()}}).rename(
+            index={"euclidean": "Euclidean", "causal_ridge=0": "causal (pseudo-inverse)"}).round(3))
     return (world_geometry,)
 
 
 @app.cell
-def _(world_geometry):
-    # NBVAL_CHECK_OUTPUT
-    # True of any model with more dimensions than tokens (a retrained world model gives the same):
-    _causal = world_geometry["metrics"]["causal_ridge=0"]
-    assert world_geometry["rank_cov"] == world_geometry["n_tokens"] - 1, (
-        f"expected Cov(gamma) of rank n_tokens - 1 = {world_geometry['n_tokens'] - 1}; measured {world_geometry['rank_cov']}")
-    assert _causal["cross"] < 1e-10 and _causal["same"] < 1e-10, (
-        f"expected the pseudo-inverse causal product to make every difference of four distinct tokens orthogonal (|cos| < 1e-10); "
-        f"measured {_causal['cross']:.1e} (row vs column), {_causal['same']:.1e} (same concept)")
-    print("degenerate causal product: all differences of four distinct tokens orthogonal to 1e-10 (row vs column and same concept alike)")
+def _(mo, world_geometry):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        # True of any model with more dimensions than tokens (a retrained world model gives the same):
+        _causal = world_geometry["metrics"]["causal_ridge=0"]
+        assert world_geometry["rank_cov"] == world_geometry["n_tokens"] - 1, (
+            f"expected Cov(gamma) of rank n_tokens - 1 = {world_geometry['n_tokens'] - 1}; measured {world_geometry['rank_cov']}")
+        assert _causal["cross"] < 1e-10 and _causal["same"] < 1e-10, (
+            f"expected the pseudo-inverse causal product to make every difference of four distinct tokens orthogonal (|cos| < 1e-10); "
+            f"measured {_causal['cross']:.1e} (row vs column), {_causal['same']:.1e} (same concept)")
+        print("degenerate causal product: all differences of four distinct tokens orthogonal to 1e-10 (row vs column and same concept alike)")
     return
 
 
@@ -147,39 +149,40 @@ def _(mo):
 
 
 @app.cell
-def _(alt, pd, word_geometry):
-    geometry = word_geometry.geometry_report()
-    print(f"vocabulary: {word_geometry.unembedding().shape[0]:,} tokens in {word_geometry.unembedding().shape[1]} dimensions; "
-          f"Cov(gamma) over the {geometry['n_vocab']:,} trained ones")
-    _names = geometry["concepts"]
-    short_names = {"male_female": "male→female", "adult_young": "adult→young", "noun_plural": "noun→plural",
-              "english_french": "English→French", "verb_3sg": "verb→3sg", "verb_ing": "verb→-ing", "verb_past": "verb→past",
-              "verb_agent": "verb→agent", "adj_comparative": "adj→comparative", "adj_superlative": "adj→superlative",
-              "country_capital": "country→capital", "country_nationality": "country→nationality"}
-    _separable = {frozenset(_p) for _p in word_geometry.SEPARABLE}
-    _not_separable = {frozenset(_p) for _p in word_geometry.NOT_SEPARABLE}
-    _rows = []
-    for _product in ("euclidean", "causal"):
-        _cos = geometry[_product]["cosines"]
-        for _i, _a in enumerate(_names):
-            for _j, _b in enumerate(_names):
-                _key = frozenset((_a, _b))
-                _group = "same" if _i == _j else "separable" if _key in _separable else "not separable" if _key in _not_separable else "unlabelled"
-                _rows.append({"inner product": _product, "concept 1": short_names[_a], "concept 2": short_names[_b],
-                              "cosine": float(_cos[_i, _j]), "pair": _group, "i": _i, "j": _j})
-    concept_cosines = pd.DataFrame(_rows)
-    _product_pick = alt.param(name="product", value="causal", bind=alt.binding_radio(options=["euclidean", "causal"], name="inner product "))
-    _order = [short_names[_n] for _n in _names]
-    _cells = alt.Chart(concept_cosines).transform_filter(alt.datum["inner product"] == _product_pick).encode(
-        x=alt.X("concept 2:N", sort=_order, title=None), y=alt.Y("concept 1:N", sort=_order, title=None))
-    alt.layer(
-        _cells.mark_rect().encode(color=alt.Color("cosine:Q", scale=alt.Scale(scheme="redblue", domain=[-0.5, 0.5], reverse=True, clamp=True)),
-                                  tooltip=["concept 1", "concept 2", "pair", alt.Tooltip("cosine:Q", format="+.2f")]),
-        _cells.transform_filter(alt.datum.pair != "same").mark_text(fontSize=8).encode(
-            text=alt.Text("cosine:Q", format=".2f"), color=alt.value("black")),
-        _cells.transform_filter(alt.datum.pair == "separable").mark_rect(fill=None, stroke="#2f855a", strokeWidth=2),
-    ).add_params(_product_pick).properties(width=380, height=380,
-                                           title="cosines of concept directions (green frame: causally separable)")
+def _(alt, mo, pd, word_geometry):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        geometry = word_geometry.geometry_report()
+        print(f"vocabulary: {word_geometry.unembedding().shape[0]:,} tokens in {word_geometry.unembedding().shape[1]} dimensions; "
+              f"Cov(gamma) over the {geometry['n_vocab']:,} trained ones")
+        _names = geometry["concepts"]
+        short_names = {"male_female": "male→female", "adult_young": "adult→young", "noun_plural": "noun→plural",
+                  "english_french": "English→French", "verb_3sg": "verb→3sg", "verb_ing": "verb→-ing", "verb_past": "verb→past",
+                  "verb_agent": "verb→agent", "adj_comparative": "adj→comparative", "adj_superlative": "adj→superlative",
+                  "country_capital": "country→capital", "country_nationality": "country→nationality"}
+        _separable = {frozenset(_p) for _p in word_geometry.SEPARABLE}
+        _not_separable = {frozenset(_p) for _p in word_geometry.NOT_SEPARABLE}
+        _rows = []
+        for _product in ("euclidean", "causal"):
+            _cos = geometry[_product]["cosines"]
+            for _i, _a in enumerate(_names):
+                for _j, _b in enumerate(_names):
+                    _key = frozenset((_a, _b))
+                    _group = "same" if _i == _j else "separable" if _key in _separable else "not separable" if _key in _not_separable else "unlabelled"
+                    _rows.append({"inner product": _product, "concept 1": short_names[_a], "concept 2": short_names[_b],
+                                  "cosine": float(_cos[_i, _j]), "pair": _group, "i": _i, "j": _j})
+        concept_cosines = pd.DataFrame(_rows)
+        _product_pick = alt.param(name="product", value="causal", bind=alt.binding_radio(options=["euclidean", "causal"], name="inner product "))
+        _order = [short_names[_n] for _n in _names]
+        _cells = alt.Chart(concept_cosines).transform_filter(alt.datum["inner product"] == _product_pick).encode(
+            x=alt.X("concept 2:N", sort=_order, title=None), y=alt.Y("concept 1:N", sort=_order, title=None))
+        mo.output.append(alt.layer(
+            _cells.mark_rect().encode(color=alt.Color("cosine:Q", scale=alt.Scale(scheme="redblue", domain=[-0.5, 0.5], reverse=True, clamp=True)),
+                                      tooltip=["concept 1", "concept 2", "pair", alt.Tooltip("cosine:Q", format="+.2f")]),
+            _cells.transform_filter(alt.datum.pair != "same").mark_text(fontSize=8).encode(
+                text=alt.Text("cosine:Q", format=".2f"), color=alt.value("black")),
+            _cells.transform_filter(alt.datum.pair == "separable").mark_rect(fill=None, stroke="#2f855a", strokeWidth=2),
+        ).add_params(_product_pick).properties(width=380, height=380,
+                                               title="cosines of concept directions (green frame: causally separable)"))
     return geometry, short_names
 
 
@@ -198,30 +201,31 @@ def _(mo):
 
 
 @app.cell
-def _(geometry, word_geometry):
-    def concept_cosine(product, concept_1, concept_2):
-        """The cosine of two concept directions under one inner product ("euclidean" or "causal")."""
-        _concepts = geometry["concepts"]
-        return float(geometry[product]["cosines"][_concepts.index(concept_1), _concepts.index(concept_2)])
+def _(geometry, mo, word_geometry):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        def concept_cosine(product, concept_1, concept_2):
+            """The cosine of two concept directions under one inner product ("euclidean" or "causal")."""
+            _concepts = geometry["concepts"]
+            return float(geometry[product]["cosines"][_concepts.index(concept_1), _concepts.index(concept_2)])
 
 
-    _verb_pairs = [_p for _p in word_geometry.NOT_SEPARABLE if _p[0].startswith("verb_") and _p[1].startswith("verb_")]
-    _plural_3sg = {_product: concept_cosine(_product, "noun_plural", "verb_3sg") for _product in ("euclidean", "causal")}
-    _degree = {_product: concept_cosine(_product, "adj_comparative", "adj_superlative") for _product in ("euclidean", "causal")}
-    assert (len(geometry["concepts"]), len(word_geometry.SEPARABLE), len(word_geometry.NOT_SEPARABLE), len(_verb_pairs)) == (12, 11, 8, 6), (
-        f"expected 12 concepts, 11 separable and 8 non-separable pairs (6 of them verb forms); got {len(geometry['concepts'])}, "
-        f"{len(word_geometry.SEPARABLE)}, {len(word_geometry.NOT_SEPARABLE)}, {len(_verb_pairs)}")
-    assert abs(_plural_3sg["euclidean"] - 0.36) < 0.01 and abs(_plural_3sg["causal"] - 0.11) < 0.01, (
-        f"expected noun->plural vs verb->3sg at 0.36 (Euclidean) and 0.11 (causal), +- 0.01; measured {_plural_3sg}")
-    assert all(concept_cosine("causal", *_p) > concept_cosine("euclidean", *_p) for _p in _verb_pairs), (
-        "expected the causal product to raise the cosine of every pair of verb forms; measured "
-        + ", ".join(f"{_a}/{_b} {concept_cosine('euclidean', _a, _b):.2f} -> {concept_cosine('causal', _a, _b):.2f}" for _a, _b in _verb_pairs))
-    assert _degree["causal"] > 0.35 and abs(_degree["euclidean"] - 0.47) < 0.01 and abs(_degree["causal"] - 0.40) < 0.01, (
-        f"expected comparative vs superlative at 0.47 (Euclidean) and 0.40 (causal), +- 0.01; measured {_degree}")
-    print(f"noun->plural vs verb->3sg: {_plural_3sg['euclidean']:.2f} Euclidean, {_plural_3sg['causal']:.2f} causal; "
-          f"comparative vs superlative: {_degree['euclidean']:.2f}, {_degree['causal']:.2f}")
-    print("verb forms, Euclidean -> causal:", ", ".join(
-        f"{_a[5:]}/{_b[5:]} {concept_cosine('euclidean', _a, _b):.2f} -> {concept_cosine('causal', _a, _b):.2f}" for _a, _b in _verb_pairs))
+        _verb_pairs = [_p for _p in word_geometry.NOT_SEPARABLE if _p[0].startswith("verb_") and _p[1].startswith("verb_")]
+        _plural_3sg = {_product: concept_cosine(_product, "noun_plural", "verb_3sg") for _product in ("euclidean", "causal")}
+        _degree = {_product: concept_cosine(_product, "adj_comparative", "adj_superlative") for _product in ("euclidean", "causal")}
+        assert (len(geometry["concepts"]), len(word_geometry.SEPARABLE), len(word_geometry.NOT_SEPARABLE), len(_verb_pairs)) == (12, 11, 8, 6), (
+            f"expected 12 concepts, 11 separable and 8 non-separable pairs (6 of them verb forms); got {len(geometry['concepts'])}, "
+            f"{len(word_geometry.SEPARABLE)}, {len(word_geometry.NOT_SEPARABLE)}, {len(_verb_pairs)}")
+        assert abs(_plural_3sg["euclidean"] - 0.36) < 0.01 and abs(_plural_3sg["causal"] - 0.11) < 0.01, (
+            f"expected noun->plural vs verb->3sg at 0.36 (Euclidean) and 0.11 (causal), +- 0.01; measured {_plural_3sg}")
+        assert all(concept_cosine("causal", *_p) > concept_cosine("euclidean", *_p) for _p in _verb_pairs), (
+            "expected the causal product to raise the cosine of every pair of verb forms; measured "
+            + ", ".join(f"{_a}/{_b} {concept_cosine('euclidean', _a, _b):.2f} -> {concept_cosine('causal', _a, _b):.2f}" for _a, _b in _verb_pairs))
+        assert _degree["causal"] > 0.35 and abs(_degree["euclidean"] - 0.47) < 0.01 and abs(_degree["causal"] - 0.40) < 0.01, (
+            f"expected comparative vs superlative at 0.47 (Euclidean) and 0.40 (causal), +- 0.01; measured {_degree}")
+        print(f"noun->plural vs verb->3sg: {_plural_3sg['euclidean']:.2f} Euclidean, {_plural_3sg['causal']:.2f} causal; "
+              f"comparative vs superlative: {_degree['euclidean']:.2f}, {_degree['causal']:.2f}")
+        print("verb forms, Euclidean -> causal:", ", ".join(
+            f"{_a[5:]}/{_b[5:]} {concept_cosine('euclidean', _a, _b):.2f} -> {concept_cosine('causal', _a, _b):.2f}" for _a, _b in _verb_pairs))
     return
 
 
@@ -240,26 +244,27 @@ def _(geometry, pd):
 
 
 @app.cell
-def _(geometry, geometry_summary, pd):
-    _e, _c = geometry_summary.loc["euclidean"], geometry_summary.loc["causal"]
-    _stated = {("causal", 0): 0.059, ("causal", 3): 0.041, ("euclidean", 0): 0.076, ("euclidean", 4): 4.1, ("causal", 4): 6.5}
-    for (_product, _column), _value in _stated.items():
-        _measured = geometry_summary.loc[_product].iloc[_column]
-        _tolerance = 0.05 if _column == 4 else 0.001
-        assert abs(_measured - _value) <= _tolerance, (
-            f"expected {geometry_summary.columns[_column]} ({_product}) = {_value} +- {_tolerance}; measured {_measured:.4f}")
-    assert _c.iloc[0] < _e.iloc[0] < 2 * _c.iloc[0], (
-        f"expected separable pairs closer to orthogonal under the causal product, by less than a factor 2; measured {_e.iloc[0]:.3f} -> {_c.iloc[0]:.3f}")
-    assert _c.iloc[4] > 1.2 * _e.iloc[4], f"expected the contrast to sharpen by more than 1.2x; measured {_e.iloc[4]:.2f} -> {_c.iloc[4]:.2f}"
-    _split_half = pd.Series(geometry["causal"]["split_half"])
-    _others = _split_half.drop("adult_young")
-    assert _others.between(0.535, 0.905).all() and abs(_split_half["adult_young"] - 0.30) < 0.01 and geometry["n_pairs"]["adult_young"] == 17, (
-        f"expected causal split-half cosines of 0.54-0.90 (+- 0.005), adult->young at 0.30 +- 0.01 with 17 pairs; "
-        f"measured {_others.min():.3f}-{_others.max():.3f}, adult->young {_split_half['adult_young']:.3f} ({geometry['n_pairs']['adult_young']} pairs)")
-    assert min(geometry["n_pairs"].values()) == 17 and max(geometry["n_pairs"].values()) == 97, (
-        f"expected 17 to 97 pairs per concept; got {min(geometry['n_pairs'].values())} to {max(geometry['n_pairs'].values())}")
-    print(f"separable pairs: mean |cos| {_e.iloc[0]:.3f} -> {_c.iloc[0]:.3f} (random directions {_c.iloc[3]:.3f} causal); "
-          f"contrast {_e.iloc[4]:.1f}x -> {_c.iloc[4]:.1f}x; causal split-half {_others.min():.2f}-{_others.max():.2f}, adult->young {_split_half['adult_young']:.2f}")
+def _(geometry, geometry_summary, mo, pd):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _e, _c = geometry_summary.loc["euclidean"], geometry_summary.loc["causal"]
+        _stated = {("causal", 0): 0.059, ("causal", 3): 0.041, ("euclidean", 0): 0.076, ("euclidean", 4): 4.1, ("causal", 4): 6.5}
+        for (_product, _column), _value in _stated.items():
+            _measured = geometry_summary.loc[_product].iloc[_column]
+            _tolerance = 0.05 if _column == 4 else 0.001
+            assert abs(_measured - _value) <= _tolerance, (
+                f"expected {geometry_summary.columns[_column]} ({_product}) = {_value} +- {_tolerance}; measured {_measured:.4f}")
+        assert _c.iloc[0] < _e.iloc[0] < 2 * _c.iloc[0], (
+            f"expected separable pairs closer to orthogonal under the causal product, by less than a factor 2; measured {_e.iloc[0]:.3f} -> {_c.iloc[0]:.3f}")
+        assert _c.iloc[4] > 1.2 * _e.iloc[4], f"expected the contrast to sharpen by more than 1.2x; measured {_e.iloc[4]:.2f} -> {_c.iloc[4]:.2f}"
+        _split_half = pd.Series(geometry["causal"]["split_half"])
+        _others = _split_half.drop("adult_young")
+        assert _others.between(0.535, 0.905).all() and abs(_split_half["adult_young"] - 0.30) < 0.01 and geometry["n_pairs"]["adult_young"] == 17, (
+            f"expected causal split-half cosines of 0.54-0.90 (+- 0.005), adult->young at 0.30 +- 0.01 with 17 pairs; "
+            f"measured {_others.min():.3f}-{_others.max():.3f}, adult->young {_split_half['adult_young']:.3f} ({geometry['n_pairs']['adult_young']} pairs)")
+        assert min(geometry["n_pairs"].values()) == 17 and max(geometry["n_pairs"].values()) == 97, (
+            f"expected 17 to 97 pairs per concept; got {min(geometry['n_pairs'].values())} to {max(geometry['n_pairs'].values())}")
+        print(f"separable pairs: mean |cos| {_e.iloc[0]:.3f} -> {_c.iloc[0]:.3f} (random directions {_c.iloc[3]:.3f} causal); "
+              f"contrast {_e.iloc[4]:.1f}x -> {_c.iloc[4]:.1f}x; causal split-half {_others.min():.2f}-{_others.max():.2f}, adult->young {_split_half['adult_young']:.2f}")
     return
 
 
@@ -333,25 +338,26 @@ def _(circle_table):
 
 
 @app.cell
-def _(circle_table):
-    # NBVAL_CHECK_OUTPUT
-    _days = circle_table[circle_table.names == "days"].set_index("layer")
-    _months = circle_table[circle_table.names == "months"].set_index("layer")
-    _random_adjacent = 7 * 2 / (7 - 1)  # a random cyclic order: each calendar pair is adjacent with probability 2 / (n - 1)
-    _perfect_circle_chance = 2 * 7 / 5040  # 7 rotations x 2 directions of the 7! = 5040 orders give 7 of 7
-    _expected_p = (2000 * _perfect_circle_chance + 1) / 2001  # what a perfect circle scores, on average, with 2,000 permutations
-    assert (_days._adjacent == 7).all(), f"expected all 7 calendar neighbours adjacent at every layer; measured {_days._adjacent.tolist()}"
-    assert (_days["permutation p"] < 2 * _expected_p).all(), (
-        f"expected the days' permutation p near its floor {_expected_p:.4f} (below twice that); measured {_days['permutation p'].round(4).tolist()}")
-    assert _days["wrap ratio (1 on a circle)"].between(1.05, 1.3).all(), (
-        f"expected the days' wrap ratio between 1.05 and 1.3 at every layer; measured {_days['wrap ratio (1 on a circle)'].round(3).tolist()}")
-    assert (_days["r with cyclic step"] > _days["r with linear step"]).all(), "expected the days' distances to follow the cyclic step more than the linear one at every layer"
-    assert _months._adjacent.tolist() == [10, 12, 10, 5, 5, 9, 7], f"expected months adjacent 10, 12, 10, 5, 5, 9, 7 (layers 0-6); measured {_months._adjacent.tolist()}"
-    assert _months["variance in 2 PCs"].between(0.3, 0.4).all(), (
-        f"expected two components to keep about a third (0.3-0.4) of the months' variance; measured {_months['variance in 2 PCs'].round(3).tolist()}")
-    print(f"days: 7 of 7 adjacent at every layer (a random order: {_random_adjacent:.1f} on average); permutation p "
-          f"{_days['permutation p'].max():.4f} (a perfect circle averages {_expected_p:.4f}: one order in {1 / _perfect_circle_chance:.0f} is one)")
-    print("months adjacent, layers 0-6:", " ".join(f"{_a}/12" for _a in _months._adjacent))
+def _(circle_table, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        _days = circle_table[circle_table.names == "days"].set_index("layer")
+        _months = circle_table[circle_table.names == "months"].set_index("layer")
+        _random_adjacent = 7 * 2 / (7 - 1)  # a random cyclic order: each calendar pair is adjacent with probability 2 / (n - 1)
+        _perfect_circle_chance = 2 * 7 / 5040  # 7 rotations x 2 directions of the 7! = 5040 orders give 7 of 7
+        _expected_p = (2000 * _perfect_circle_chance + 1) / 2001  # what a perfect circle scores, on average, with 2,000 permutations
+        assert (_days._adjacent == 7).all(), f"expected all 7 calendar neighbours adjacent at every layer; measured {_days._adjacent.tolist()}"
+        assert (_days["permutation p"] < 2 * _expected_p).all(), (
+            f"expected the days' permutation p near its floor {_expected_p:.4f} (below twice that); measured {_days['permutation p'].round(4).tolist()}")
+        assert _days["wrap ratio (1 on a circle)"].between(1.05, 1.3).all(), (
+            f"expected the days' wrap ratio between 1.05 and 1.3 at every layer; measured {_days['wrap ratio (1 on a circle)'].round(3).tolist()}")
+        assert (_days["r with cyclic step"] > _days["r with linear step"]).all(), "expected the days' distances to follow the cyclic step more than the linear one at every layer"
+        assert _months._adjacent.tolist() == [10, 12, 10, 5, 5, 9, 7], f"expected months adjacent 10, 12, 10, 5, 5, 9, 7 (layers 0-6); measured {_months._adjacent.tolist()}"
+        assert _months["variance in 2 PCs"].between(0.3, 0.4).all(), (
+            f"expected two components to keep about a third (0.3-0.4) of the months' variance; measured {_months['variance in 2 PCs'].round(3).tolist()}")
+        print(f"days: 7 of 7 adjacent at every layer (a random order: {_random_adjacent:.1f} on average); permutation p "
+              f"{_days['permutation p'].max():.4f} (a perfect circle averages {_expected_p:.4f}: one order in {1 / _perfect_circle_chance:.0f} is one)")
+        print("months adjacent, layers 0-6:", " ".join(f"{_a}/12" for _a in _months._adjacent))
     return
 
 
@@ -446,12 +452,13 @@ def _(alt, gru_results, pd):
 
 
 @app.cell
-def _(gru_results, np):
-    _small, _large = gru_results[64]["probe"], gru_results[512]["probe"]
-    assert _large.min() > 0.84, f"expected every position of the 512-unit GRU to read above 0.84; measured {np.round(_large, 3).tolist()}"
-    assert _small[0] > 0.98 and abs(_small[-1] - 0.5) < 0.02 and all(0.32 <= _a <= 0.39 for _a in _small[1:-1]), (
-        f"expected the 64-unit GRU's probes at 0.99 (first), about 0.5 (last), 0.32-0.39 (the five between); measured {np.round(_small, 3).tolist()}")
-    print("linear probe accuracy by position, 64 units:", " ".join(f"{_a:.2f}" for _a in _small), "| 512 units:", " ".join(f"{_a:.2f}" for _a in _large))
+def _(gru_results, mo, np):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _small, _large = gru_results[64]["probe"], gru_results[512]["probe"]
+        assert _large.min() > 0.84, f"expected every position of the 512-unit GRU to read above 0.84; measured {np.round(_large, 3).tolist()}"
+        assert _small[0] > 0.98 and abs(_small[-1] - 0.5) < 0.02 and all(0.32 <= _a <= 0.39 for _a in _small[1:-1]), (
+            f"expected the 64-unit GRU's probes at 0.99 (first), about 0.5 (last), 0.32-0.39 (the five between); measured {np.round(_small, 3).tolist()}")
+        print("linear probe accuracy by position, 64 units:", " ".join(f"{_a:.2f}" for _a in _small), "| 512 units:", " ".join(f"{_a:.2f}" for _a in _large))
     return
 
 
@@ -494,14 +501,15 @@ def _(alt, gru_results, np, pd):
 
 
 @app.cell
-def _(gru_results, onion_sizes):
-    _sizes = onion_sizes.pivot_table(index="position", columns=["model", "measure"], values="relative to position 1")
-    _small_sizes = _sizes["GRU, 64 units"]
-    _scale_ratio = {_h: float(gru_results[_h]["onion_scales"][0] / gru_results[_h]["onion_scales"][-1]) for _h in (64, 512)}
-    assert (_small_sizes.diff().iloc[1:] < 0).all().all(), f"expected both measures to fall at every position in the 64-unit GRU; measured\n{_small_sizes.round(3)}"
-    assert 5.5 < _scale_ratio[64] < 7 and 1.4 < _scale_ratio[512] < 1.8, (
-        f"expected the onion scale to fall about 6x (5.5-7) from first to seventh position at 64 units and about 1.6x (1.4-1.8) at 512; measured {_scale_ratio}")
-    print(f"onion scale, first / seventh position: {_scale_ratio[64]:.1f}x (64 units), {_scale_ratio[512]:.1f}x (512 units)")
+def _(gru_results, mo, onion_sizes):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _sizes = onion_sizes.pivot_table(index="position", columns=["model", "measure"], values="relative to position 1")
+        _small_sizes = _sizes["GRU, 64 units"]
+        _scale_ratio = {_h: float(gru_results[_h]["onion_scales"][0] / gru_results[_h]["onion_scales"][-1]) for _h in (64, 512)}
+        assert (_small_sizes.diff().iloc[1:] < 0).all().all(), f"expected both measures to fall at every position in the 64-unit GRU; measured\n{_small_sizes.round(3)}"
+        assert 5.5 < _scale_ratio[64] < 7 and 1.4 < _scale_ratio[512] < 1.8, (
+            f"expected the onion scale to fall about 6x (5.5-7) from first to seventh position at 64 units and about 1.6x (1.4-1.8) at 512; measured {_scale_ratio}")
+        print(f"onion scale, first / seventh position: {_scale_ratio[64]:.1f}x (64 units), {_scale_ratio[512]:.1f}x (512 units)")
     return
 
 
@@ -555,24 +563,25 @@ def _(edit_labels, onion_edits):
 
 
 @app.cell
-def _(gru_results, np, onion_summary):
-    _small, _large = onion_summary.loc["64 units"], onion_summary.loc["512 units"]
-    _small_by_position = {_kind: np.asarray(_res["success"]) for _kind, _res in gru_results[64]["interventions"].items()}
-    _stated = {("64 units", "subspace (linear)"): 0.13, ("64 units", "onion (shared, scaled)"): 0.53,
-               ("64 units", "free additive"): 0.86, ("512 units", "subspace (linear)"): 0.42}
-    for (_model, _edit), _value in _stated.items():
-        assert abs(onion_summary.loc[_model, _edit] - _value) < 0.01, (
-            f"expected the {_edit} edit of the {_model} GRU to succeed at {_value} +- 0.01 on average; measured {onion_summary.loc[_model, _edit]:.3f}")
-    assert _small["onion (shared, scaled)"] > 3 * _small["subspace (linear)"], "expected the onion edit to succeed at least 3x as often as the subspace edit at 64 units"
-    assert 3.0 < _large["subspace (linear)"] / _small["subspace (linear)"] < 3.6, (
-        f"expected the 512-unit subspace edit to work about 3.3x as often as the 64-unit one; measured {_large['subspace (linear)'] / _small['subspace (linear)']:.2f}x")
-    assert _small_by_position["subspace"][:5].max() <= 0.02 + 1e-9, (
-        f"expected the 64-unit subspace edit to succeed at most 0.02 at positions 1-5; measured {np.round(_small_by_position['subspace'][:5], 3).tolist()}")
-    assert _small_by_position["subspace"][-1] > 0.7, f"expected the 64-unit subspace edit to work for the last position (> 0.7); measured {_small_by_position['subspace'][-1]:.3f}"
-    assert int(np.argmin(_small_by_position["onion"])) == 0, f"expected the onion edit to be weakest at position 1; measured {np.round(_small_by_position['onion'], 3).tolist()}"
-    print(f"64 units: subspace {_small['subspace (linear)']:.2f} (at most {_small_by_position['subspace'][:5].max():.2f} for positions 1-5), "
-          f"onion {_small['onion (shared, scaled)']:.2f} (weakest at position 1: {_small_by_position['onion'][0]:.2f}), free additive {_small['free additive']:.2f}; "
-          f"512 units: subspace {_large['subspace (linear)']:.2f}, {_large['subspace (linear)'] / _small['subspace (linear)']:.1f}x the small GRU's")
+def _(gru_results, mo, np, onion_summary):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _small, _large = onion_summary.loc["64 units"], onion_summary.loc["512 units"]
+        _small_by_position = {_kind: np.asarray(_res["success"]) for _kind, _res in gru_results[64]["interventions"].items()}
+        _stated = {("64 units", "subspace (linear)"): 0.13, ("64 units", "onion (shared, scaled)"): 0.53,
+                   ("64 units", "free additive"): 0.86, ("512 units", "subspace (linear)"): 0.42}
+        for (_model, _edit), _value in _stated.items():
+            assert abs(onion_summary.loc[_model, _edit] - _value) < 0.01, (
+                f"expected the {_edit} edit of the {_model} GRU to succeed at {_value} +- 0.01 on average; measured {onion_summary.loc[_model, _edit]:.3f}")
+        assert _small["onion (shared, scaled)"] > 3 * _small["subspace (linear)"], "expected the onion edit to succeed at least 3x as often as the subspace edit at 64 units"
+        assert 3.0 < _large["subspace (linear)"] / _small["subspace (linear)"] < 3.6, (
+            f"expected the 512-unit subspace edit to work about 3.3x as often as the 64-unit one; measured {_large['subspace (linear)'] / _small['subspace (linear)']:.2f}x")
+        assert _small_by_position["subspace"][:5].max() <= 0.02 + 1e-9, (
+            f"expected the 64-unit subspace edit to succeed at most 0.02 at positions 1-5; measured {np.round(_small_by_position['subspace'][:5], 3).tolist()}")
+        assert _small_by_position["subspace"][-1] > 0.7, f"expected the 64-unit subspace edit to work for the last position (> 0.7); measured {_small_by_position['subspace'][-1]:.3f}"
+        assert int(np.argmin(_small_by_position["onion"])) == 0, f"expected the onion edit to be weakest at position 1; measured {np.round(_small_by_position['onion'], 3).tolist()}"
+        print(f"64 units: subspace {_small['subspace (linear)']:.2f} (at most {_small_by_position['subspace'][:5].max():.2f} for positions 1-5), "
+              f"onion {_small['onion (shared, scaled)']:.2f} (weakest at position 1: {_small_by_position['onion'][0]:.2f}), free additive {_small['free additive']:.2f}; "
+              f"512 units: subspace {_large['subspace (linear)']:.2f}, {_large['subspace (linear)'] / _small['subspace (linear)']:.1f}x the small GRU's")
     return
 
 
@@ -586,22 +595,23 @@ def _(mo):
 
 
 @app.cell
-def _(edit_labels, gru_models, gru_results, onion, torch):
-    _model = gru_models[64]
-    _tokens = onion.fixed_length_batch(1, 7, split="heldout", seed=11)
-    _old = int(_tokens[0, 2])
-    _new = (_old + 7) % 30
-    with torch.no_grad():
-        _h = _model.encode(_tokens)
-        _args = (torch.tensor([2]), torch.tensor([_old]), torch.tensor([_new]))
-        _outputs = {"no edit": _model.generate(_h, 8)}
-        for _kind, _label in edit_labels.items():
-            _outputs[_label] = _model.generate(gru_results[64]["edits"][_kind](_h, *_args), 8)
-    _wanted = _tokens[0].clone()
-    _wanted[2] = _new
-    print("input:           ", _tokens[0].tolist(), f"-> wanted after the edit: {_wanted.tolist()}")
-    for _label, _out in _outputs.items():
-        print(f"{_label:>22}: {_out[0, :7].tolist()}  then: {'end of sequence' if int(_out[0, 7]) == onion.eos_id(30) else int(_out[0, 7])}")
+def _(edit_labels, gru_models, gru_results, mo, onion, torch):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _model = gru_models[64]
+        _tokens = onion.fixed_length_batch(1, 7, split="heldout", seed=11)
+        _old = int(_tokens[0, 2])
+        _new = (_old + 7) % 30
+        with torch.no_grad():
+            _h = _model.encode(_tokens)
+            _args = (torch.tensor([2]), torch.tensor([_old]), torch.tensor([_new]))
+            _outputs = {"no edit": _model.generate(_h, 8)}
+            for _kind, _label in edit_labels.items():
+                _outputs[_label] = _model.generate(gru_results[64]["edits"][_kind](_h, *_args), 8)
+        _wanted = _tokens[0].clone()
+        _wanted[2] = _new
+        print("input:           ", _tokens[0].tolist(), f"-> wanted after the edit: {_wanted.tolist()}")
+        for _label, _out in _outputs.items():
+            print(f"{_label:>22}: {_out[0, :7].tolist()}  then: {'end of sequence' if int(_out[0, 7]) == onion.eos_id(30) else int(_out[0, 7])}")
     return
 
 

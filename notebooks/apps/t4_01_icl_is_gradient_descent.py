@@ -172,15 +172,16 @@ def _(
 
 
 @app.cell
-def _(baseline_table):
-    _zero_loss = 10 + 0.5**2  # predicting 0: E[y^2] = tr(Sigma) tau^2 + sigma^2
-    _ridge, _ls, _gd = baseline_table["ridge (Bayes optimal)"], baseline_table["least squares"], baseline_table["one GD step, best eta"]
-    assert (_ridge <= baseline_table.min(axis=1) * (1 + 1e-6)).all(), f"expected ridge best at every N; measured\n{baseline_table.round(4)}"
-    assert int(_ls.idxmax()) == 10, f"expected least squares to peak at N = d = 10; it peaks at N = {int(_ls.idxmax())}"
-    assert (_gd < _zero_loss).all(), f"expected one GD step to beat predicting 0 (loss {_zero_loss}) at every N; measured {_gd.round(3).tolist()}"
-    assert _gd[160] > 3 * _ridge[160], f"expected one GD step at N = 160 still more than 3x ridge's loss; measured {_gd[160]:.3f} vs {_ridge[160]:.3f}"
-    print(f"least squares peaks at N = {int(_ls.idxmax())} (loss {_ls.max():.3g}); one GD step at worst {_gd.max():.2f} (predicting 0: {_zero_loss}), "
-          f"at N = 160 {_gd[160]:.2f} against ridge's {_ridge[160]:.2f}")
+def _(baseline_table, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _zero_loss = 10 + 0.5**2  # predicting 0: E[y^2] = tr(Sigma) tau^2 + sigma^2
+        _ridge, _ls, _gd = baseline_table["ridge (Bayes optimal)"], baseline_table["least squares"], baseline_table["one GD step, best eta"]
+        assert (_ridge <= baseline_table.min(axis=1) * (1 + 1e-6)).all(), f"expected ridge best at every N; measured\n{baseline_table.round(4)}"
+        assert int(_ls.idxmax()) == 10, f"expected least squares to peak at N = d = 10; it peaks at N = {int(_ls.idxmax())}"
+        assert (_gd < _zero_loss).all(), f"expected one GD step to beat predicting 0 (loss {_zero_loss}) at every N; measured {_gd.round(3).tolist()}"
+        assert _gd[160] > 3 * _ridge[160], f"expected one GD step at N = 160 still more than 3x ridge's loss; measured {_gd[160]:.3f} vs {_ridge[160]:.3f}"
+        print(f"least squares peaks at N = {int(_ls.idxmax())} (loss {_ls.max():.3g}); one GD step at worst {_gd.max():.2f} (predicting 0: {_zero_loss}), "
+              f"at N = 160 {_gd[160]:.2f} against ridge's {_ridge[160]:.2f}")
     return
 
 
@@ -218,15 +219,16 @@ def _(mo):
 
 
 @app.cell
-def _(gd, lsa_from_gd, optimal_step_size, predict, task, torch):
-    eta_star = optimal_step_size(task)
-    hand_built = lsa_from_gd(10, eta_star)  # float64 weights set as above
-    test_prompts = task.sample(10_000, torch.Generator().manual_seed(1), dtype=torch.float64)
-    with torch.no_grad():
-        lsa_prediction = hand_built.predict(test_prompts.xs, test_prompts.ys, test_prompts.x_query)
-    gd_prediction = predict(gd(test_prompts.xs, test_prompts.ys, eta_star), test_prompts.x_query)
-    hand_error = (lsa_prediction - gd_prediction).abs().max().item()
-    print(f"hand-set LSA vs one GD step on 10,000 prompts: max |difference| = {hand_error:.1e}")
+def _(gd, lsa_from_gd, mo, optimal_step_size, predict, task, torch):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        eta_star = optimal_step_size(task)
+        hand_built = lsa_from_gd(10, eta_star)  # float64 weights set as above
+        test_prompts = task.sample(10_000, torch.Generator().manual_seed(1), dtype=torch.float64)
+        with torch.no_grad():
+            lsa_prediction = hand_built.predict(test_prompts.xs, test_prompts.ys, test_prompts.x_query)
+        gd_prediction = predict(gd(test_prompts.xs, test_prompts.ys, eta_star), test_prompts.x_query)
+        hand_error = (lsa_prediction - gd_prediction).abs().max().item()
+        print(f"hand-set LSA vs one GD step on 10,000 prompts: max |difference| = {hand_error:.1e}")
     return eta_star, hand_error, test_prompts
 
 
@@ -278,12 +280,13 @@ def _(
 
 
 @app.cell
-def _(closed_vs_measured, eta_star):
-    # NBVAL_CHECK_OUTPUT
-    assert abs(eta_star - 40 / 51) < 1e-12, f"expected eta* = N/(N+d+1) = 40/51; got {eta_star!r}"
-    assert closed_vs_measured["relative difference"].max() < 0.03, (
-        f"expected the closed form within 3% of the measured loss at every eta; measured {closed_vs_measured['relative difference'].max():.2%}")
-    print(f"eta* = 40/51 = {eta_star:.4f}")
+def _(closed_vs_measured, eta_star, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        assert abs(eta_star - 40 / 51) < 1e-12, f"expected eta* = N/(N+d+1) = 40/51; got {eta_star!r}"
+        assert closed_vs_measured["relative difference"].max() < 0.03, (
+            f"expected the closed form within 3% of the measured loss at every eta; measured {closed_vs_measured['relative difference'].max():.2%}")
+        print(f"eta* = 40/51 = {eta_star:.4f}")
     return
 
 
@@ -376,13 +379,14 @@ def _(iso, pd):
 
 
 @app.cell
-def _(iso, trained):
-    # NBVAL_CHECK_OUTPUT
-    assert sum(_p.numel() for _p in trained.parameters()) == 2 * 11**2, "expected 2 (d+1)^2 = 242 learnable numbers"
-    assert iso["loss_ratio"] < 1.01, f"expected the trained LSA's loss within 1% of one GD step with eta*; measured ratio {iso['loss_ratio']:.4f}"
-    assert iso["prediction_cosine"] > 0.99 and iso["weight_cosine"] > 0.99, (
-        f"expected prediction and implied-weight cosines above 0.99; measured {iso['prediction_cosine']:.4f}, {iso['weight_cosine']:.4f}")
-    print(f"{sum(_p.numel() for _p in trained.parameters())} learnable numbers")
+def _(iso, mo, trained):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_CHECK_OUTPUT
+        assert sum(_p.numel() for _p in trained.parameters()) == 2 * 11**2, "expected 2 (d+1)^2 = 242 learnable numbers"
+        assert iso["loss_ratio"] < 1.01, f"expected the trained LSA's loss within 1% of one GD step with eta*; measured ratio {iso['loss_ratio']:.4f}"
+        assert iso["prediction_cosine"] > 0.99 and iso["weight_cosine"] > 0.99, (
+            f"expected prediction and implied-weight cosines above 0.99; measured {iso['prediction_cosine']:.4f}, {iso['weight_cosine']:.4f}")
+        print(f"{sum(_p.numel() for _p in trained.parameters())} learnable numbers")
     return
 
 
@@ -419,31 +423,33 @@ def _(alt, pd, trained):
 
 
 @app.cell
-def _(effective_preconditioner, eta_star, torch, trained_layer):
-    learned_gamma = effective_preconditioner(trained_layer).double()
-    gamma_error = ((learned_gamma - eta_star * torch.eye(10, dtype=torch.float64)).norm() / (eta_star * 10**0.5)).item()
-    print(f"learned Gamma = -p A^T vs eta* I: relative error {gamma_error:.1%}; "
-          f"its diagonal ranges over [{learned_gamma.diagonal().min():.3f}, {learned_gamma.diagonal().max():.3f}], eta* = {eta_star:.3f}")
+def _(effective_preconditioner, eta_star, mo, torch, trained_layer):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        learned_gamma = effective_preconditioner(trained_layer).double()
+        gamma_error = ((learned_gamma - eta_star * torch.eye(10, dtype=torch.float64)).norm() / (eta_star * 10**0.5)).item()
+        print(f"learned Gamma = -p A^T vs eta* I: relative error {gamma_error:.1%}; "
+              f"its diagonal ranges over [{learned_gamma.diagonal().min():.3f}, {learned_gamma.diagonal().max():.3f}], eta* = {eta_star:.3f}")
     return (gamma_error,)
 
 
 @app.cell
-def _(LinearTransformer, gamma_error, torch, trained_layer):
-    _initial = LinearTransformer(10, 1, init_std=0.1, seed=0).layers[0]  # the same seed: the weights training started from
-    _W_KQ, _W_PV = trained_layer.W_KQ.detach(), trained_layer.W_PV.detach()
-    _A = _W_KQ[:10, :10]
-    _off_diagonal = (_A - torch.diag(_A.diagonal())).abs().max().item()
-    _label_rows = {"W_KQ label row": _W_KQ[10, :10].abs().max().item(), "W_PV label row": _W_PV[10, :10].abs().max().item()}
-    _initial_label_rows = max(_initial.W_KQ[10, :10].abs().max().item(), _initial.W_PV[10, :10].abs().max().item())
-    _untouched = max((_W_PV[:10] - _initial.W_PV[:10]).abs().max().item(), (_W_KQ[:, 10] - _initial.W_KQ[:, 10]).abs().max().item())
-    assert gamma_error < 0.05, f"expected the learned preconditioner within 5% of eta* I; measured {gamma_error:.1%}"
-    assert _off_diagonal < 0.05 * _A.diagonal().abs().min().item(), (
-        f"expected W_KQ's top-left block to be a multiple of the identity (off-diagonal < 5% of the diagonal); measured {_off_diagonal:.3f}")
-    assert max(_label_rows.values()) < 0.05 < _initial_label_rows, (
-        f"expected training to drive the other label-row entries from their initial size ({_initial_label_rows:.2f}) below 0.05; measured {_label_rows}")
-    assert _untouched == 0.0, f"expected the entries that never reach the prediction to keep their initial values; they moved by {_untouched:.1e}"
-    print(f"A = top-left block of W_KQ: diagonal about {_A.diagonal().mean():.3f}, off-diagonal at most {_off_diagonal:.3f}; p = {_W_PV[10, 10]:.3f}; "
-          f"other label-row entries: at most {max(_label_rows.values()):.3f} (initially up to {_initial_label_rows:.2f})")
+def _(LinearTransformer, gamma_error, mo, torch, trained_layer):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _initial = LinearTransformer(10, 1, init_std=0.1, seed=0).layers[0]  # the same seed: the weights training started from
+        _W_KQ, _W_PV = trained_layer.W_KQ.detach(), trained_layer.W_PV.detach()
+        _A = _W_KQ[:10, :10]
+        _off_diagonal = (_A - torch.diag(_A.diagonal())).abs().max().item()
+        _label_rows = {"W_KQ label row": _W_KQ[10, :10].abs().max().item(), "W_PV label row": _W_PV[10, :10].abs().max().item()}
+        _initial_label_rows = max(_initial.W_KQ[10, :10].abs().max().item(), _initial.W_PV[10, :10].abs().max().item())
+        _untouched = max((_W_PV[:10] - _initial.W_PV[:10]).abs().max().item(), (_W_KQ[:, 10] - _initial.W_KQ[:, 10]).abs().max().item())
+        assert gamma_error < 0.05, f"expected the learned preconditioner within 5% of eta* I; measured {gamma_error:.1%}"
+        assert _off_diagonal < 0.05 * _A.diagonal().abs().min().item(), (
+            f"expected W_KQ's top-left block to be a multiple of the identity (off-diagonal < 5% of the diagonal); measured {_off_diagonal:.3f}")
+        assert max(_label_rows.values()) < 0.05 < _initial_label_rows, (
+            f"expected training to drive the other label-row entries from their initial size ({_initial_label_rows:.2f}) below 0.05; measured {_label_rows}")
+        assert _untouched == 0.0, f"expected the entries that never reach the prediction to keep their initial values; they moved by {_untouched:.1e}"
+        print(f"A = top-left block of W_KQ: diagonal about {_A.diagonal().mean():.3f}, off-diagonal at most {_off_diagonal:.3f}; p = {_W_PV[10, 10]:.3f}; "
+              f"other label-row entries: at most {max(_label_rows.values()):.3f} (initially up to {_initial_label_rows:.2f})")
     return
 
 

@@ -112,13 +112,14 @@ def _(mo):
 
 
 @app.cell
-def _(gd, lsa_from_gd, predict, test_prompts, torch):
-    three_steps = [0.4, 0.7, 1.2]
-    with torch.no_grad():
-        stacked = lsa_from_gd(5, three_steps).predict(test_prompts.xs, test_prompts.ys, test_prompts.x_query)
-    by_gd = predict(gd(test_prompts.xs, test_prompts.ys, three_steps, steps=3), test_prompts.x_query)
-    stack_error = (stacked - by_gd).abs().max().item()
-    print(f"three hand-set layers vs three GD steps (0.4, 0.7, 1.2), 10,000 prompts: max |difference| {stack_error:.1e}")
+def _(gd, lsa_from_gd, mo, predict, test_prompts, torch):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        three_steps = [0.4, 0.7, 1.2]
+        with torch.no_grad():
+            stacked = lsa_from_gd(5, three_steps).predict(test_prompts.xs, test_prompts.ys, test_prompts.x_query)
+        by_gd = predict(gd(test_prompts.xs, test_prompts.ys, three_steps, steps=3), test_prompts.x_query)
+        stack_error = (stacked - by_gd).abs().max().item()
+        print(f"three hand-set layers vs three GD steps (0.4, 0.7, 1.2), 10,000 prompts: max |difference| {stack_error:.1e}")
     return (stack_error,)
 
 
@@ -198,22 +199,23 @@ def _(depth):
 
 
 @app.cell
-def _(depth_table, full_histories):
-    _restricted = depth_table["k restricted LSA layers (trained)"]
-    _per_layer = _restricted / _restricted.shift(-1)  # the loss of k layers over that of k + 1
-    _full_vs_pp = depth_table["k full LSA layers (trained)"] / depth_table["k GD++ steps, fitted"]
-    _late = full_histories[3][-250:].mean().item() / full_histories[3][-500:-250].mean().item()
-    assert (depth_table["restricted LSA / GD"] - 1).abs().max() < 0.03, (
-        f"expected restricted LSA within 3% of k fitted GD steps for k = 1, 2, 3; measured ratios {depth_table['restricted LSA / GD'].round(4).tolist()}")
-    assert _per_layer.dropna().between(2.5, 3.5).all(), f"expected each restricted layer to cut the loss by 2.5-3.5x; measured {_per_layer.dropna().round(2).tolist()}"
-    assert (depth_table["full LSA / GD"].loc[[2, 3]] < 0.25).all(), (
-        f"expected full LSA to beat k GD steps by more than 4x for k = 2, 3; measured ratios {depth_table['full LSA / GD'].loc[[2, 3]].round(3).tolist()}")
-    assert abs(_full_vs_pp[2] - 1) < 0.05, f"expected two full layers within 5% of two GD++ steps; measured ratio {_full_vs_pp[2]:.3f}"
-    assert _full_vs_pp[3] > 2 and _late < 0.95, (
-        f"expected three full layers behind GD++ (ratio > 2) with their training loss still falling (last 250 steps < 0.95x the 250 before); "
-        f"measured {_full_vs_pp[3]:.1f}, {_late:.3f}")
-    print(f"restricted layers cut the loss {_per_layer[1]:.1f}x and {_per_layer[2]:.1f}x; full / GD++: {_full_vs_pp[2]:.2f} (k = 2), {_full_vs_pp[3]:.1f} (k = 3); "
-          f"k = 3 training loss, last 250 steps / the 250 before: {_late:.2f}")
+def _(depth_table, full_histories, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _restricted = depth_table["k restricted LSA layers (trained)"]
+        _per_layer = _restricted / _restricted.shift(-1)  # the loss of k layers over that of k + 1
+        _full_vs_pp = depth_table["k full LSA layers (trained)"] / depth_table["k GD++ steps, fitted"]
+        _late = full_histories[3][-250:].mean().item() / full_histories[3][-500:-250].mean().item()
+        assert (depth_table["restricted LSA / GD"] - 1).abs().max() < 0.03, (
+            f"expected restricted LSA within 3% of k fitted GD steps for k = 1, 2, 3; measured ratios {depth_table['restricted LSA / GD'].round(4).tolist()}")
+        assert _per_layer.dropna().between(2.5, 3.5).all(), f"expected each restricted layer to cut the loss by 2.5-3.5x; measured {_per_layer.dropna().round(2).tolist()}"
+        assert (depth_table["full LSA / GD"].loc[[2, 3]] < 0.25).all(), (
+            f"expected full LSA to beat k GD steps by more than 4x for k = 2, 3; measured ratios {depth_table['full LSA / GD'].loc[[2, 3]].round(3).tolist()}")
+        assert abs(_full_vs_pp[2] - 1) < 0.05, f"expected two full layers within 5% of two GD++ steps; measured ratio {_full_vs_pp[2]:.3f}"
+        assert _full_vs_pp[3] > 2 and _late < 0.95, (
+            f"expected three full layers behind GD++ (ratio > 2) with their training loss still falling (last 250 steps < 0.95x the 250 before); "
+            f"measured {_full_vs_pp[3]:.1f}, {_late:.3f}")
+        print(f"restricted layers cut the loss {_per_layer[1]:.1f}x and {_per_layer[2]:.1f}x; full / GD++: {_full_vs_pp[2]:.2f} (k = 2), {_full_vs_pp[3]:.1f} (k = 3); "
+              f"k = 3 training loss, last 250 steps / the 250 before: {_late:.2f}")
     return
 
 
@@ -314,20 +316,21 @@ def _(mo):
 
 
 @app.cell
-def _(model_knows, probe_table, probes, task):
-    linear_read_limit = task.N / (task.N + task.d + 1)  # R^2 of the best linear estimate of w from (1/N) X^T y
-    _true_w = probe_table["true w"]
-    _stated = {"after layer 1": 0.91, "after layer 2 (layer 3 reads)": 0.76, "output": 0.73}
-    assert model_knows > 0.995, f"expected the model's implied weights to explain more than 99.5% of the variance of the true w; measured R^2 = {model_knows:.4f}"
-    assert abs(_true_w["input (layer 1 reads)"] - linear_read_limit) < 0.02, (
-        f"expected the input-state probe at the linear limit N/(N+d+1) = {linear_read_limit:.3f} +- 0.02; measured {_true_w['input (layer 1 reads)']:.3f}")
-    for _state, _value in _stated.items():
-        assert abs(_true_w[_state] - _value) < 0.02, f"expected the probe of the state {_state} at R^2 = {_value} +- 0.02; measured {_true_w[_state]:.3f}"
-    assert _true_w["after layer 1"] > max(_true_w.drop("after layer 1")) + 0.1, (
-        f"expected the state after layer 1 to read at least 0.1 more than any other; measured {_true_w.round(3).to_dict()}")
-    assert probes.R2.max() < model_knows - 0.05, f"expected every probe at least 0.05 short of the model's own R^2 {model_knows:.3f}; best {probes.R2.max():.3f}"
-    print(f"model's implied weights vs true w: R^2 = {model_knows:.3f}; linear read-out limit of the input state: {linear_read_limit:.3f}")
-    print("probe for the true w, input / after layer 1 / after layer 2 / output:", " / ".join(f"{_v:.3f}" for _v in _true_w))
+def _(mo, model_knows, probe_table, probes, task):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        linear_read_limit = task.N / (task.N + task.d + 1)  # R^2 of the best linear estimate of w from (1/N) X^T y
+        _true_w = probe_table["true w"]
+        _stated = {"after layer 1": 0.91, "after layer 2 (layer 3 reads)": 0.76, "output": 0.73}
+        assert model_knows > 0.995, f"expected the model's implied weights to explain more than 99.5% of the variance of the true w; measured R^2 = {model_knows:.4f}"
+        assert abs(_true_w["input (layer 1 reads)"] - linear_read_limit) < 0.02, (
+            f"expected the input-state probe at the linear limit N/(N+d+1) = {linear_read_limit:.3f} +- 0.02; measured {_true_w['input (layer 1 reads)']:.3f}")
+        for _state, _value in _stated.items():
+            assert abs(_true_w[_state] - _value) < 0.02, f"expected the probe of the state {_state} at R^2 = {_value} +- 0.02; measured {_true_w[_state]:.3f}"
+        assert _true_w["after layer 1"] > max(_true_w.drop("after layer 1")) + 0.1, (
+            f"expected the state after layer 1 to read at least 0.1 more than any other; measured {_true_w.round(3).to_dict()}")
+        assert probes.R2.max() < model_knows - 0.05, f"expected every probe at least 0.05 short of the model's own R^2 {model_knows:.3f}; best {probes.R2.max():.3f}"
+        print(f"model's implied weights vs true w: R^2 = {model_knows:.3f}; linear read-out limit of the input state: {linear_read_limit:.3f}")
+        print("probe for the true w, input / after layer 1 / after layer 2 / output:", " / ".join(f"{_v:.3f}" for _v in _true_w))
     return
 
 
@@ -386,13 +389,14 @@ def _(
 
 
 @app.cell
-def _(attention_kinds, gd1_loss):
-    _losses = attention_kinds.set_index("model (one layer, trained)")["held-out loss"]
-    assert abs(_losses["linear self-attention"] / gd1_loss - 1) < 0.03, (
-        f"expected linear attention within 3% of one GD step; measured {_losses['linear self-attention']:.3f} vs {gd1_loss:.3f}")
-    assert _losses["softmax self-attention"] > 1.4 * gd1_loss, (
-        f"expected softmax attention more than 1.4x worse than one GD step; measured {_losses['softmax self-attention']:.3f} vs {gd1_loss:.3f}")
-    print(f"softmax attention / one GD step: {_losses['softmax self-attention'] / gd1_loss:.2f}x")
+def _(attention_kinds, gd1_loss, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _losses = attention_kinds.set_index("model (one layer, trained)")["held-out loss"]
+        assert abs(_losses["linear self-attention"] / gd1_loss - 1) < 0.03, (
+            f"expected linear attention within 3% of one GD step; measured {_losses['linear self-attention']:.3f} vs {gd1_loss:.3f}")
+        assert _losses["softmax self-attention"] > 1.4 * gd1_loss, (
+            f"expected softmax attention more than 1.4x worse than one GD step; measured {_losses['softmax self-attention']:.3f} vs {gd1_loss:.3f}")
+        print(f"softmax attention / one GD step: {_losses['softmax self-attention'] / gd1_loss:.2f}x")
     return
 
 
@@ -420,15 +424,17 @@ def _(
     deltanet_icl_predict,
     gd,
     linear_attention_icl_predict,
+    mo,
     online_gd,
     predict,
     test_prompts,
 ):
-    _p = test_prompts
-    _eta = 0.1
-    deltanet_vs_online = (deltanet_icl_predict(_p.xs, _p.ys, _p.x_query, _eta) - predict(online_gd(_p.xs, _p.ys, _eta), _p.x_query)).abs().max().item()
-    linear_vs_batch = (linear_attention_icl_predict(_p.xs, _p.ys, _p.x_query, 0.7) - predict(gd(_p.xs, _p.ys, 0.7), _p.x_query)).abs().max().item()
-    print(f"DeltaNet (beta = 0.1) vs online GD: {deltanet_vs_online:.1e};  linear attention (x 0.7/N) vs one batch GD step: {linear_vs_batch:.1e}")
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _p = test_prompts
+        _eta = 0.1
+        deltanet_vs_online = (deltanet_icl_predict(_p.xs, _p.ys, _p.x_query, _eta) - predict(online_gd(_p.xs, _p.ys, _eta), _p.x_query)).abs().max().item()
+        linear_vs_batch = (linear_attention_icl_predict(_p.xs, _p.ys, _p.x_query, 0.7) - predict(gd(_p.xs, _p.ys, 0.7), _p.x_query)).abs().max().item()
+        print(f"DeltaNet (beta = 0.1) vs online GD: {deltanet_vs_online:.1e};  linear attention (x 0.7/N) vs one batch GD step: {linear_vs_batch:.1e}")
     return deltanet_vs_online, linear_vs_batch
 
 
@@ -496,19 +502,20 @@ def _(online):
 
 
 @app.cell
-def _(final_losses, online):
-    _curves = online.pivot_table(index="t", columns=["learner", "beta"], values="loss")
-    _delta = _curves["DeltaNet = online GD"]
-    _ridge = _curves["ridge (Bayes optimal)"][0.1]  # the same for every beta
-    _best_beta = final_losses["DeltaNet = online GD"].idxmin()
-    assert _best_beta not in (0.01, 0.2), f"expected the best DeltaNet learning rate at t = 80 to be interior; it is {_best_beta}"
-    assert final_losses.loc[_best_beta, "DeltaNet = online GD"] < final_losses.loc[_best_beta, "one batch GD step (best eta)"], (
-        f"expected the best DeltaNet to beat one batch GD step at t = 80; measured {final_losses.loc[_best_beta].round(3).to_dict()}")
-    assert _delta.loc[10, 0.2] < 0.5 * _delta.loc[10, 0.01] and _delta.loc[80, 0.2] > 2 * _delta.loc[80, _best_beta], (
-        f"expected beta = 0.2 to learn faster than 0.01 early (t = 10: less than half the loss) and to end more than 2x worse than the best beta; "
-        f"measured t = 10: {_delta.loc[10, 0.2]:.3f} vs {_delta.loc[10, 0.01]:.3f}, t = 80: {_delta.loc[80, 0.2]:.3f} vs {_delta.loc[80, _best_beta]:.3f}")
-    assert (_delta.min(axis=1) >= _ridge).all(), "expected ridge below every DeltaNet learning rate at every t"
-    print(f"best beta at t = 80: {_best_beta}")
+def _(final_losses, mo, online):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _curves = online.pivot_table(index="t", columns=["learner", "beta"], values="loss")
+        _delta = _curves["DeltaNet = online GD"]
+        _ridge = _curves["ridge (Bayes optimal)"][0.1]  # the same for every beta
+        _best_beta = final_losses["DeltaNet = online GD"].idxmin()
+        assert _best_beta not in (0.01, 0.2), f"expected the best DeltaNet learning rate at t = 80 to be interior; it is {_best_beta}"
+        assert final_losses.loc[_best_beta, "DeltaNet = online GD"] < final_losses.loc[_best_beta, "one batch GD step (best eta)"], (
+            f"expected the best DeltaNet to beat one batch GD step at t = 80; measured {final_losses.loc[_best_beta].round(3).to_dict()}")
+        assert _delta.loc[10, 0.2] < 0.5 * _delta.loc[10, 0.01] and _delta.loc[80, 0.2] > 2 * _delta.loc[80, _best_beta], (
+            f"expected beta = 0.2 to learn faster than 0.01 early (t = 10: less than half the loss) and to end more than 2x worse than the best beta; "
+            f"measured t = 10: {_delta.loc[10, 0.2]:.3f} vs {_delta.loc[10, 0.01]:.3f}, t = 80: {_delta.loc[80, 0.2]:.3f} vs {_delta.loc[80, _best_beta]:.3f}")
+        assert (_delta.min(axis=1) >= _ridge).all(), "expected ridge below every DeltaNet learning rate at every t"
+        print(f"best beta at t = 80: {_best_beta}")
     return
 
 

@@ -108,14 +108,15 @@ def _(mo):
 
 
 @app.cell
-def _(load_series):
-    series = {_name: load_series(_name) for _name in ("taylor", "co2", "seattle")}
-    assert [len(_s) for _s in series.values()] == [4032, 2284, 8760], f"expected 4,032 / 2,284 / 8,760 points, got {[len(_s) for _s in series.values()]}"
-    assert series["co2"].n_interpolated == 59 and series["seattle"].n_interpolated == 1, "expected 59 and 1 interpolated values"
-    # NBVAL_CHECK_OUTPUT
-    for _name, _s in series.items():
-        print(f"{_name:8s} {len(_s):5,d} points, {_s.index[0]:%Y-%m-%d} to {_s.index[-1]:%Y-%m-%d}, {_s.unit}, "
-              f"seasonal period {_s.period} steps; {_s.notes}")
+def _(load_series, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        series = {_name: load_series(_name) for _name in ("taylor", "co2", "seattle")}
+        assert [len(_s) for _s in series.values()] == [4032, 2284, 8760], f"expected 4,032 / 2,284 / 8,760 points, got {[len(_s) for _s in series.values()]}"
+        assert series["co2"].n_interpolated == 59 and series["seattle"].n_interpolated == 1, "expected 59 and 1 interpolated values"
+        # NBVAL_CHECK_OUTPUT
+        for _name, _s in series.items():
+            print(f"{_name:8s} {len(_s):5,d} points, {_s.index[0]:%Y-%m-%d} to {_s.index[-1]:%Y-%m-%d}, {_s.unit}, "
+                  f"seasonal period {_s.period} steps; {_s.notes}")
     return (series,)
 
 
@@ -131,18 +132,19 @@ def _(mo):
 
 
 @app.cell
-def _(fit_linear, mse, np, prepare, series):
-    _s = series["seattle"]
-    _daily = _s.values.reshape(-1, 24).mean(axis=1)
-    seattle_day_change = float(np.diff(_daily).std())
-    _, _, _, _w = prepare("seattle", 96, 336)
-    seattle_linear_mse = mse(fit_linear(_w["train"].X, _w["train"].Y).predict(_w["test"].X), _w["test"].Y)
-    assert seattle_day_change < 0.5 and seattle_linear_mse < 0.01, (
-        f"expected a smooth series (daily mean moving < 0.5 F a day) that Linear forecasts to MSE < 0.01, "
-        f"measured {seattle_day_change:.2f} F and {seattle_linear_mse:.4f}")
-    # NBVAL_CHECK_OUTPUT
-    print(f"Seattle: the daily mean changes by {seattle_day_change:.2f} F from one day to the next (sd; the series' sd is "
-          f"{_s.values.std():.1f} F); least-squares Linear, L = 336, H = 96: test MSE {seattle_linear_mse:.4f} (standardized)")
+def _(fit_linear, mo, mse, np, prepare, series):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _s = series["seattle"]
+        _daily = _s.values.reshape(-1, 24).mean(axis=1)
+        seattle_day_change = float(np.diff(_daily).std())
+        _, _, _, _w = prepare("seattle", 96, 336)
+        seattle_linear_mse = mse(fit_linear(_w["train"].X, _w["train"].Y).predict(_w["test"].X), _w["test"].Y)
+        assert seattle_day_change < 0.5 and seattle_linear_mse < 0.01, (
+            f"expected a smooth series (daily mean moving < 0.5 F a day) that Linear forecasts to MSE < 0.01, "
+            f"measured {seattle_day_change:.2f} F and {seattle_linear_mse:.4f}")
+        # NBVAL_CHECK_OUTPUT
+        print(f"Seattle: the daily mean changes by {seattle_day_change:.2f} F from one day to the next (sd; the series' sd is "
+              f"{_s.values.std():.1f} F); least-squares Linear, L = 336, H = 96: test MSE {seattle_linear_mse:.4f} (standardized)")
     return
 
 
@@ -186,25 +188,26 @@ def _(mo):
 
 
 @app.cell
-def _(SERIES, prepare):
-    data = {}
-    for _name, _c in SERIES.items():
-        for _H in _c.horizons:
-            _s, _split, _scaler, _w = prepare(_name, _H, _c.lookback)
-            for _part, (_lo, _hi) in [("train", (0, _split.train_end)), ("val", (_split.train_end, _split.val_end)),
-                                      ("test", (_split.val_end, _split.T))]:
-                _first, _last = _w[_part].starts.min(), _w[_part].starts.max() + _H - 1
-                assert _lo <= _first and _last < _hi, f"{_name} H={_H}: {_part} targets must lie in [{_lo}, {_hi}); found [{_first}, {_last}]"
-            assert _w["train"].starts.min() >= _c.lookback, f"{_name}: a training window's inputs must be training points"
-            _train_z = _scaler.transform(_s.values[:_split.train_end])
-            assert abs(_train_z.mean()) < 1e-9 and abs(_train_z.std() - 1) < 1e-9, "standardized with the training part's statistics"
-            data[_name, _H] = _w
-    # NBVAL_CHECK_OUTPUT
-    for (_name, _H), _w in data.items():
-        _z = prepare(_name, _H, SERIES[_name].lookback)
-        print(f"{_name:6s} H = {_H:3d}: {len(_w['train']):5,d} training windows, {len(_w['val']):4d} validation, "
-              f"{len(_w['test']):4d} test; the test part's mean is {_z[2].transform(_z[0].values[_z[1].val_end:]).mean():+.2f} "
-              f"training sds from the training mean")
+def _(SERIES, mo, prepare):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        data = {}
+        for _name, _c in SERIES.items():
+            for _H in _c.horizons:
+                _s, _split, _scaler, _w = prepare(_name, _H, _c.lookback)
+                for _part, (_lo, _hi) in [("train", (0, _split.train_end)), ("val", (_split.train_end, _split.val_end)),
+                                          ("test", (_split.val_end, _split.T))]:
+                    _first, _last = _w[_part].starts.min(), _w[_part].starts.max() + _H - 1
+                    assert _lo <= _first and _last < _hi, f"{_name} H={_H}: {_part} targets must lie in [{_lo}, {_hi}); found [{_first}, {_last}]"
+                assert _w["train"].starts.min() >= _c.lookback, f"{_name}: a training window's inputs must be training points"
+                _train_z = _scaler.transform(_s.values[:_split.train_end])
+                assert abs(_train_z.mean()) < 1e-9 and abs(_train_z.std() - 1) < 1e-9, "standardized with the training part's statistics"
+                data[_name, _H] = _w
+        # NBVAL_CHECK_OUTPUT
+        for (_name, _H), _w in data.items():
+            _z = prepare(_name, _H, SERIES[_name].lookback)
+            print(f"{_name:6s} H = {_H:3d}: {len(_w['train']):5,d} training windows, {len(_w['val']):4d} validation, "
+                  f"{len(_w['test']):4d} test; the test part's mean is {_z[2].transform(_z[0].values[_z[1].val_end:]).mean():+.2f} "
+                  f"training sds from the training mean")
     return (data,)
 
 
@@ -236,18 +239,19 @@ def _(mo):
 
 
 @app.cell
-def _(moving_average, moving_average_matrix, np):
-    _x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
-    _by_hand = np.array([4 / 3, 2, 3, 4, 14 / 3])
-    assert np.abs(moving_average(_x, 3) - _by_hand).max() < 1e-12 and np.abs(moving_average_matrix(5, 3) @ _x - _by_hand).max() < 1e-12, (
-        f"expected the trend {_by_hand.round(4)}, got {moving_average(_x, 3).round(4)}")
-    A336 = moving_average_matrix(336, 25)
-    _row_error = np.abs(A336.sum(axis=1) - 1).max()
-    assert _row_error < 1e-12, f"expected every row of A to sum to 1 to 1e-12; measured {_row_error:.1e}"
-    # NBVAL_CHECK_OUTPUT
-    print("A for L = 5, k = 3 (times 3):\n", (moving_average_matrix(5, 3) * 3).round(6))
-    print(f"A for L = 336, k = 25: rows sum to 1 (to within 1e-12); "
-          f"first row {A336[0, :3].round(3).tolist()} ... (13 copies of x_1 in it)")
+def _(mo, moving_average, moving_average_matrix, np):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+        _by_hand = np.array([4 / 3, 2, 3, 4, 14 / 3])
+        assert np.abs(moving_average(_x, 3) - _by_hand).max() < 1e-12 and np.abs(moving_average_matrix(5, 3) @ _x - _by_hand).max() < 1e-12, (
+            f"expected the trend {_by_hand.round(4)}, got {moving_average(_x, 3).round(4)}")
+        A336 = moving_average_matrix(336, 25)
+        _row_error = np.abs(A336.sum(axis=1) - 1).max()
+        assert _row_error < 1e-12, f"expected every row of A to sum to 1 to 1e-12; measured {_row_error:.1e}"
+        # NBVAL_CHECK_OUTPUT
+        print("A for L = 5, k = 3 (times 3):\n", (moving_average_matrix(5, 3) * 3).round(6))
+        print(f"A for L = 336, k = 25: rows sum to 1 (to within 1e-12); "
+              f"first row {A336[0, :3].round(3).tolist()} ... (13 copies of x_1 in it)")
     return
 
 
@@ -271,21 +275,22 @@ def _(mo):
 
 
 @app.cell
-def _(SERIES, data, fit_dlinear, fit_linear, fit_nlinear, np):
-    closed = {}
-    identity_gaps = {}
-    for (_name, _H), _w in data.items():
-        _X, _Y = _w["train"].X, _w["train"].Y
-        closed[_name, _H] = {"Linear": fit_linear(_X, _Y), "DLinear": fit_dlinear(_X, _Y, kernel=SERIES[_name].kernel),
-                             "NLinear": fit_nlinear(_X, _Y)}
-        _lin, _dl = closed[_name, _H]["Linear"], closed[_name, _H]["DLinear"]
-        identity_gaps[_name, _H] = float(np.abs(_lin.predict(_w["test"].X) - _dl.predict(_w["test"].X)).max())
-        _halves = np.abs(_dl.weights["W_trend"] - _dl.weights["W_season"]).max()
-        assert _halves > 1e-3, f"expected DLinear's two matrices to differ (it really fitted 2L weights), max gap {_halves:.1e}"
-    worst_identity = max(identity_gaps.values())
-    assert worst_identity < 1e-8, f"expected closed-form DLinear = closed-form Linear to 1e-8, measured {worst_identity:.1e}"
-    print("max |DLinear - Linear| over all test forecasts (standardized units):",
-          ", ".join(f"{_n} H={_h}: {_g:.0e}" for (_n, _h), _g in identity_gaps.items()))
+def _(SERIES, data, fit_dlinear, fit_linear, fit_nlinear, mo, np):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        closed = {}
+        identity_gaps = {}
+        for (_name, _H), _w in data.items():
+            _X, _Y = _w["train"].X, _w["train"].Y
+            closed[_name, _H] = {"Linear": fit_linear(_X, _Y), "DLinear": fit_dlinear(_X, _Y, kernel=SERIES[_name].kernel),
+                                 "NLinear": fit_nlinear(_X, _Y)}
+            _lin, _dl = closed[_name, _H]["Linear"], closed[_name, _H]["DLinear"]
+            identity_gaps[_name, _H] = float(np.abs(_lin.predict(_w["test"].X) - _dl.predict(_w["test"].X)).max())
+            _halves = np.abs(_dl.weights["W_trend"] - _dl.weights["W_season"]).max()
+            assert _halves > 1e-3, f"expected DLinear's two matrices to differ (it really fitted 2L weights), max gap {_halves:.1e}"
+        worst_identity = max(identity_gaps.values())
+        assert worst_identity < 1e-8, f"expected closed-form DLinear = closed-form Linear to 1e-8, measured {worst_identity:.1e}"
+        print("max |DLinear - Linear| over all test forecasts (standardized units):",
+              ", ".join(f"{_n} H={_h}: {_g:.0e}" for (_n, _h), _g in identity_gaps.items()))
     return (closed,)
 
 
@@ -310,20 +315,21 @@ def _(mo):
 
 
 @app.cell
-def _(data, fit_dlinear, fit_linear, gd_preconditioner, mse, np):
-    _w = data["taylor", 96]
-    ridge_lambda = 100.0
-    _lin_r = fit_linear(_w["train"].X, _w["train"].Y, ridge=ridge_lambda)
-    _dl_r = fit_dlinear(_w["train"].X, _w["train"].Y, ridge=ridge_lambda)
-    ridge_gap = float(np.abs(_lin_r.predict(_w["test"].X) - _dl_r.predict(_w["test"].X)).max())
-    assert ridge_gap > 1e-3, f"expected ridge to separate DLinear from Linear, measured a max forecast gap of {ridge_gap:.1e}"
-    P336, _V = np.linalg.eigh(gd_preconditioner(336, 25))
-    _end_mass = float((_V[:12, -1] ** 2).sum() + (_V[-12:, -1] ** 2).sum())
-    # NBVAL_CHECK_OUTPUT
-    print(f"Taylor H = 96, ridge lambda = {ridge_lambda:g}: max forecast gap {ridge_gap:.3f}; test MSE Linear "
-          f"{mse(_lin_r.predict(_w['test'].X), _w['test'].Y):.4f}, DLinear {mse(_dl_r.predict(_w['test'].X), _w['test'].Y):.4f}")
-    print(f"gradient-descent preconditioner P for L = 336, k = 25: all but two eigenvalues from {P336[0]:.3f} to {P336[-3]:.3f}; "
-          f"the top two, {P336[-2]:.3f} and {P336[-1]:.3f}, have {_end_mass:.0%} of their eigenvector's mass on the first and last 12 steps")
+def _(data, fit_dlinear, fit_linear, gd_preconditioner, mo, mse, np):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _w = data["taylor", 96]
+        ridge_lambda = 100.0
+        _lin_r = fit_linear(_w["train"].X, _w["train"].Y, ridge=ridge_lambda)
+        _dl_r = fit_dlinear(_w["train"].X, _w["train"].Y, ridge=ridge_lambda)
+        ridge_gap = float(np.abs(_lin_r.predict(_w["test"].X) - _dl_r.predict(_w["test"].X)).max())
+        assert ridge_gap > 1e-3, f"expected ridge to separate DLinear from Linear, measured a max forecast gap of {ridge_gap:.1e}"
+        P336, _V = np.linalg.eigh(gd_preconditioner(336, 25))
+        _end_mass = float((_V[:12, -1] ** 2).sum() + (_V[-12:, -1] ** 2).sum())
+        # NBVAL_CHECK_OUTPUT
+        print(f"Taylor H = 96, ridge lambda = {ridge_lambda:g}: max forecast gap {ridge_gap:.3f}; test MSE Linear "
+              f"{mse(_lin_r.predict(_w['test'].X), _w['test'].Y):.4f}, DLinear {mse(_dl_r.predict(_w['test'].X), _w['test'].Y):.4f}")
+        print(f"gradient-descent preconditioner P for L = 336, k = 25: all but two eigenvalues from {P336[0]:.3f} to {P336[-3]:.3f}; "
+              f"the top two, {P336[-2]:.3f} and {P336[-1]:.3f}, have {_end_mass:.0%} of their eigenvector's mass on the first and last 12 steps")
     return
 
 
@@ -351,18 +357,19 @@ def _(mo):
 
 
 @app.cell
-def _(closed, data, np):
-    _nl = closed["co2", 24]["NLinear"]
-    _W, _ = _nl.effective()
-    _Xt = data["co2", 24]["test"].X
-    _shift_err = np.abs(_nl.predict(_Xt + 2.0) - _nl.predict(_Xt) - 2.0).max()
-    _lin_shift = np.abs(closed["co2", 24]["Linear"].predict(_Xt + 2.0) - closed["co2", 24]["Linear"].predict(_Xt)).mean()
-    _row_error = np.abs(_W.sum(axis=1) - 1).max()
-    assert _row_error < 1e-9 and _shift_err < 1e-9, (
-        f"expected NLinear's rows to sum to 1 and a shift to pass through, to 1e-9; measured {_row_error:.1e} and {_shift_err:.1e}")
-    # NBVAL_CHECK_OUTPUT
-    print(f"CO2, H = 24: NLinear's effective rows sum to 1, and raising the window by 2 sds raises its forecast by 2 "
-          f"(both to within 1e-9); Linear's rises by {_lin_shift:.2f} on average")
+def _(closed, data, mo, np):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _nl = closed["co2", 24]["NLinear"]
+        _W, _ = _nl.effective()
+        _Xt = data["co2", 24]["test"].X
+        _shift_err = np.abs(_nl.predict(_Xt + 2.0) - _nl.predict(_Xt) - 2.0).max()
+        _lin_shift = np.abs(closed["co2", 24]["Linear"].predict(_Xt + 2.0) - closed["co2", 24]["Linear"].predict(_Xt)).mean()
+        _row_error = np.abs(_W.sum(axis=1) - 1).max()
+        assert _row_error < 1e-9 and _shift_err < 1e-9, (
+            f"expected NLinear's rows to sum to 1 and a shift to pass through, to 1e-9; measured {_row_error:.1e} and {_shift_err:.1e}")
+        # NBVAL_CHECK_OUTPUT
+        print(f"CO2, H = 24: NLinear's effective rows sum to 1, and raising the window by 2 sds raises its forecast by 2 "
+              f"(both to within 1e-9); Linear's rises by {_lin_shift:.2f} on average")
     return
 
 
@@ -395,19 +402,20 @@ def _(mo):
 
 
 @app.cell
-def _(RESULTS, SEEDS, data, load_results, pd):
-    results = load_results()
-    trained_rows = pd.DataFrame([{_k: _r[_k] for _k in ("series", "horizon", "model", "seed", "val_mse", "test_mse", "test_mae",
-                                                     "best_epoch", "train_seconds", "parameters", "n_test")} for _r in results["rows"]])
-    for (_name, _H), _w in data.items():
-        _n = set(trained_rows[(trained_rows.series == _name) & (trained_rows.horizon == _H)]["n_test"])
-        assert _n == {len(_w["test"])}, f"expected the shipped {_name} H={_H} results on the {len(_w['test'])} test windows made here; found {_n}"
-    _seeds = trained_rows.groupby(["series", "horizon", "model"])["seed"].apply(sorted)
-    assert all(_v == list(SEEDS) for _v in _seeds), f"expected seeds {list(SEEDS)} for every trained model, found {_seeds.to_dict()}"
-    print(f"{RESULTS.name}: {len(results['rows'])} trainings, commit {results['commit']}, torch {results['torch']}; rebuild: {results['rebuild']}")
-    print("training:", {k: v for k, v in results["train"].items() if k != "seed"})
-    for _m, _d in results["models"].items():
-        print(f"  {_m}: {_d}")
+def _(RESULTS, SEEDS, data, load_results, mo, pd):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        results = load_results()
+        trained_rows = pd.DataFrame([{_k: _r[_k] for _k in ("series", "horizon", "model", "seed", "val_mse", "test_mse", "test_mae",
+                                                         "best_epoch", "train_seconds", "parameters", "n_test")} for _r in results["rows"]])
+        for (_name, _H), _w in data.items():
+            _n = set(trained_rows[(trained_rows.series == _name) & (trained_rows.horizon == _H)]["n_test"])
+            assert _n == {len(_w["test"])}, f"expected the shipped {_name} H={_H} results on the {len(_w['test'])} test windows made here; found {_n}"
+        _seeds = trained_rows.groupby(["series", "horizon", "model"])["seed"].apply(sorted)
+        assert all(_v == list(SEEDS) for _v in _seeds), f"expected seeds {list(SEEDS)} for every trained model, found {_seeds.to_dict()}"
+        print(f"{RESULTS.name}: {len(results['rows'])} trainings, commit {results['commit']}, torch {results['torch']}; rebuild: {results['rebuild']}")
+        print("training:", {k: v for k, v in results["train"].items() if k != "seed"})
+        for _m, _d in results["models"].items():
+            print(f"  {_m}: {_d}")
     return results, trained_rows
 
 
@@ -519,84 +527,96 @@ def _(mo):
 
 
 @app.cell
-def _(all_frame, data):
-    _g = all_frame.groupby(["series", "horizon", "model"])["test_mse"]
-    means, sds = _g.mean().unstack("model"), _g.std().fillna(0.0).unstack("model")
-    CASES = list(data)
-    TRAINED_LINEAR = ["Linear (Adam)", "DLinear (Adam)", "NLinear (Adam)"]
-    _best_linear = means.loc[CASES, TRAINED_LINEAR].idxmin(axis=1)
-    for _case in CASES:
-        _b = _best_linear[_case]
-        _gap = means.loc[_case, "Transformer"] - means.loc[_case, _b]
-        assert _gap > 2 * (sds.loc[_case, "Transformer"] + sds.loc[_case, _b]), (
-            f"expected the best trained linear model to beat the Transformer by more than 2 sds on {_case}; "
-            f"measured {_b} {means.loc[_case, _b]:.4f} vs Transformer {means.loc[_case, 'Transformer']:.4f}")
-    # NBVAL_CHECK_OUTPUT
-    print("best trained linear model vs the Transformer (test MSE, mean ± sd over 3 seeds):")
-    for _case in CASES:
-        _b = _best_linear[_case]
-        print(f"  {_case[0]:6s} H = {_case[1]:3d}: {_b} {means.loc[_case, _b]:.4f} ± {sds.loc[_case, _b]:.4f}, "
-              f"Transformer {means.loc[_case, 'Transformer']:.4f} ± {sds.loc[_case, 'Transformer']:.4f} "
-              f"({means.loc[_case, 'Transformer'] / means.loc[_case, _b]:.1f}x)")
+def _(all_frame, data, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _g = all_frame.groupby(["series", "horizon", "model"])["test_mse"]
+        means, sds = _g.mean().unstack("model"), _g.std().fillna(0.0).unstack("model")
+        CASES = list(data)
+        TRAINED_LINEAR = ["Linear (Adam)", "DLinear (Adam)", "NLinear (Adam)"]
+        _best_linear = means.loc[CASES, TRAINED_LINEAR].idxmin(axis=1)
+        for _case in CASES:
+            _b = _best_linear[_case]
+            _gap = means.loc[_case, "Transformer"] - means.loc[_case, _b]
+            assert _gap > 2 * (sds.loc[_case, "Transformer"] + sds.loc[_case, _b]), (
+                f"expected the best trained linear model to beat the Transformer by more than 2 sds on {_case}; "
+                f"measured {_b} {means.loc[_case, _b]:.4f} vs Transformer {means.loc[_case, 'Transformer']:.4f}")
+        # NBVAL_CHECK_OUTPUT
+        print("best trained linear model vs the Transformer (test MSE, mean ± sd over 3 seeds):")
+        for _case in CASES:
+            _b = _best_linear[_case]
+            print(f"  {_case[0]:6s} H = {_case[1]:3d}: {_b} {means.loc[_case, _b]:.4f} ± {sds.loc[_case, _b]:.4f}, "
+                  f"Transformer {means.loc[_case, 'Transformer']:.4f} ± {sds.loc[_case, 'Transformer']:.4f} "
+                  f"({means.loc[_case, 'Transformer'] / means.loc[_case, _b]:.1f}x)")
     return CASES, TRAINED_LINEAR, means, sds
 
 
 @app.cell
-def _(CASES, means, sds):
-    TAYLOR_CASES = [_c for _c in CASES if _c[0] == "taylor"]
-    CO2_CASES = [_c for _c in CASES if _c[0] == "co2"]
-    for _case in TAYLOR_CASES:  # on Taylor, a plain Linear trained the same way is level with the Transformer
-        _d = means.loc[_case, "Transformer"] - means.loc[_case, "Linear (Adam)"]
-        assert abs(_d) < 0.005, f"expected Linear (Adam) within 0.005 of the Transformer on {_case}, measured {_d:+.4f}"
-    for _case in CASES:  # DLinear beats Linear under Adam, although least squares makes them the same model
-        _d = means.loc[_case, "Linear (Adam)"] - means.loc[_case, "DLinear (Adam)"]
-        assert _d > 2 * (sds.loc[_case, "Linear (Adam)"] + sds.loc[_case, "DLinear (Adam)"]), (
-            f"expected DLinear (Adam) ahead of Linear (Adam) by more than 2 sds on {_case}, measured {_d:+.4f}")
-    for _case in CO2_CASES:  # the level shift: the Transformer fails, NLinear's normalization repairs it
-        assert means.loc[_case, "Transformer"] > 1.0 and means.loc[_case, "NTransformer"] < means.loc[_case, "Transformer"] / 50, (
-            f"expected the Transformer above MSE 1 and the NTransformer 50x below it on {_case}, measured "
-            f"{means.loc[_case, 'Transformer']:.3f} and {means.loc[_case, 'NTransformer']:.4f}")
-        assert means.loc[_case, "NLinear (Adam)"] + 2 * sds.loc[_case, "NLinear (Adam)"] < means.loc[_case, "NTransformer"] - sds.loc[_case, "NTransformer"], (
-            f"expected NLinear (Adam) ahead of the NTransformer on {_case}, measured {means.loc[_case, 'NLinear (Adam)']:.4f} "
-            f"vs {means.loc[_case, 'NTransformer']:.4f}")
-    # NBVAL_CHECK_OUTPUT
-    for _case in CASES:
-        print(f"{_case[0]:6s} H = {_case[1]:3d}: Linear (Adam) {means.loc[_case, 'Linear (Adam)']:.4f}, DLinear (Adam) "
-              f"{means.loc[_case, 'DLinear (Adam)']:.4f}, NLinear (Adam) {means.loc[_case, 'NLinear (Adam)']:.4f}, MLP "
-              f"{means.loc[_case, 'MLP']:.4f}, Transformer {means.loc[_case, 'Transformer']:.4f}"
-              + (f", NTransformer {means.loc[_case, 'NTransformer']:.4f}" if _case[0] == "co2" else ""))
+def _(CASES, means, mo, sds):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        TAYLOR_CASES = [_c for _c in CASES if _c[0] == "taylor"]
+        CO2_CASES = [_c for _c in CASES if _c[0] == "co2"]
+        for _case in TAYLOR_CASES:  # on Taylor, a plain Linear trained the same way is level with the Transformer
+            _d = means.loc[_case, "Transformer"] - means.loc[_case, "Linear (Adam)"]
+            assert abs(_d) < 0.005, f"expected Linear (Adam) within 0.005 of the Transformer on {_case}, measured {_d:+.4f}"
+        for _case in CASES:  # DLinear beats Linear under Adam, although least squares makes them the same model
+            _d = means.loc[_case, "Linear (Adam)"] - means.loc[_case, "DLinear (Adam)"]
+            assert _d > 2 * (sds.loc[_case, "Linear (Adam)"] + sds.loc[_case, "DLinear (Adam)"]), (
+                f"expected DLinear (Adam) ahead of Linear (Adam) by more than 2 sds on {_case}, measured {_d:+.4f}")
+        for _case in CO2_CASES:  # the level shift: the Transformer fails, NLinear's normalization repairs it
+            assert means.loc[_case, "Transformer"] > 1.0 and means.loc[_case, "NTransformer"] < means.loc[_case, "Transformer"] / 50, (
+                f"expected the Transformer above MSE 1 and the NTransformer 50x below it on {_case}, measured "
+                f"{means.loc[_case, 'Transformer']:.3f} and {means.loc[_case, 'NTransformer']:.4f}")
+            assert means.loc[_case, "NLinear (Adam)"] + 2 * sds.loc[_case, "NLinear (Adam)"] < means.loc[_case, "NTransformer"] - sds.loc[_case, "NTransformer"], (
+                f"expected NLinear (Adam) ahead of the NTransformer on {_case}, measured {means.loc[_case, 'NLinear (Adam)']:.4f} "
+                f"vs {means.loc[_case, 'NTransformer']:.4f}")
+        # NBVAL_CHECK_OUTPUT
+        for _case in CASES:
+            print(f"{_case[0]:6s} H = {_case[1]:3d}: Linear (Adam) {means.loc[_case, 'Linear (Adam)']:.4f}, DLinear (Adam) "
+                  f"{means.loc[_case, 'DLinear (Adam)']:.4f}, NLinear (Adam) {means.loc[_case, 'NLinear (Adam)']:.4f}, MLP "
+                  f"{means.loc[_case, 'MLP']:.4f}, Transformer {means.loc[_case, 'Transformer']:.4f}"
+                  + (f", NTransformer {means.loc[_case, 'NTransformer']:.4f}" if _case[0] == "co2" else ""))
     return CO2_CASES, TAYLOR_CASES
 
 
 @app.cell
-def _(CASES, CO2_CASES, TAYLOR_CASES, TRAINED_LINEAR, means, trained_frame):
-    TRAINED_ALL = TRAINED_LINEAR + ["MLP", "Transformer"]
-    for _case in TAYLOR_CASES:  # the optimum of the linear class, and the seasonal repeat, beat every trained model on Taylor
-        _best_trained = means.loc[_case, TRAINED_ALL].min()
-        for _m in ("NLinear (least squares)", "seasonal naive"):
-            assert means.loc[_case, _m] < 0.6 * _best_trained, (
-                f"expected {_m} below 0.6x the best trained model on {_case}, measured {means.loc[_case, _m]:.4f} vs {_best_trained:.4f}")
-    for _case in CO2_CASES:  # the seasonal repeat ignores a year of growth; the least-squares fits do not
-        assert means.loc[_case, "seasonal naive"] > 3 * means.loc[_case, "NLinear (least squares)"], (
-            f"expected seasonal naive far behind NLinear (least squares) on {_case}, measured "
-            f"{means.loc[_case, 'seasonal naive']:.4f} vs {means.loc[_case, 'NLinear (least squares)']:.4f}")
-    train_seconds = trained_frame.groupby("model")["train_seconds"].mean()
-    param_counts = trained_frame.groupby(["series", "model"])["parameters"].first().unstack("series")
-    # NBVAL_CHECK_OUTPUT
-    for _case in CASES:
-        print(f"{_case[0]:6s} H = {_case[1]:3d}: NLinear (least squares) {means.loc[_case, 'NLinear (least squares)']:.4f}, "
-              f"Linear (least squares) {means.loc[_case, 'Linear = DLinear (least squares)']:.4f}, seasonal naive "
-              f"{means.loc[_case, 'seasonal naive']:.4f}; best trained {means.loc[_case, TRAINED_ALL].min():.4f} "
-              f"({means.loc[_case, TRAINED_ALL].idxmin()})")
+def _(
+    CASES,
+    CO2_CASES,
+    TAYLOR_CASES,
+    TRAINED_LINEAR,
+    means,
+    mo,
+    trained_frame,
+):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        TRAINED_ALL = TRAINED_LINEAR + ["MLP", "Transformer"]
+        for _case in TAYLOR_CASES:  # the optimum of the linear class, and the seasonal repeat, beat every trained model on Taylor
+            _best_trained = means.loc[_case, TRAINED_ALL].min()
+            for _m in ("NLinear (least squares)", "seasonal naive"):
+                assert means.loc[_case, _m] < 0.6 * _best_trained, (
+                    f"expected {_m} below 0.6x the best trained model on {_case}, measured {means.loc[_case, _m]:.4f} vs {_best_trained:.4f}")
+        for _case in CO2_CASES:  # the seasonal repeat ignores a year of growth; the least-squares fits do not
+            assert means.loc[_case, "seasonal naive"] > 3 * means.loc[_case, "NLinear (least squares)"], (
+                f"expected seasonal naive far behind NLinear (least squares) on {_case}, measured "
+                f"{means.loc[_case, 'seasonal naive']:.4f} vs {means.loc[_case, 'NLinear (least squares)']:.4f}")
+        train_seconds = trained_frame.groupby("model")["train_seconds"].mean()
+        param_counts = trained_frame.groupby(["series", "model"])["parameters"].first().unstack("series")
+        # NBVAL_CHECK_OUTPUT
+        for _case in CASES:
+            print(f"{_case[0]:6s} H = {_case[1]:3d}: NLinear (least squares) {means.loc[_case, 'NLinear (least squares)']:.4f}, "
+                  f"Linear (least squares) {means.loc[_case, 'Linear = DLinear (least squares)']:.4f}, seasonal naive "
+                  f"{means.loc[_case, 'seasonal naive']:.4f}; best trained {means.loc[_case, TRAINED_ALL].min():.4f} "
+                  f"({means.loc[_case, TRAINED_ALL].idxmin()})")
     return param_counts, train_seconds
 
 
 @app.cell
-def _(param_counts, train_seconds):
-    # NBVAL_IGNORE_OUTPUT
-    print("mean training time per run in the shipped results (2 busy CPU cores):",
-          ", ".join(f"{_m} {train_seconds[_m]:.0f} s" for _m in ["Linear (Adam)", "DLinear (Adam)", "NLinear (Adam)", "MLP", "Transformer", "NTransformer"]))
-    print("parameters on Taylor H = 192:", ", ".join(f"{_m} {int(param_counts.loc[_m, 'taylor']):,}" for _m in ["Linear (Adam)", "DLinear (Adam)", "MLP", "Transformer"]))
+def _(mo, param_counts, train_seconds):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_IGNORE_OUTPUT
+        print("mean training time per run in the shipped results (2 busy CPU cores):",
+              ", ".join(f"{_m} {train_seconds[_m]:.0f} s" for _m in ["Linear (Adam)", "DLinear (Adam)", "NLinear (Adam)", "MLP", "Transformer", "NTransformer"]))
+        print("parameters on Taylor H = 192:", ", ".join(f"{_m} {int(param_counts.loc[_m, 'taylor']):,}" for _m in ["Linear (Adam)", "DLinear (Adam)", "MLP", "Transformer"]))
     return
 
 
@@ -610,18 +630,19 @@ def _(mo):
 
 
 @app.cell
-def _(SERIES, np, prepare, results):
-    _s, _split, _scaler, _ = prepare("co2", 24, SERIES["co2"].lookback)
-    _z = _scaler.transform(_s.values)
-    co2_train_max, co2_test_max = float(_z[:_split.train_end].max()), float(_z[_split.val_end:].max())
-    _top = {_r["model"]: float(np.max(_r["samples"]["forecasts"])) for _r in results["rows"]
-            if _r["series"] == "co2" and _r["horizon"] == 24 and _r["seed"] == 0 and _r["model"] in ("Transformer", "NTransformer")}
-    assert _top["Transformer"] < co2_train_max + 0.1 < co2_test_max - 1 and _top["NTransformer"] > co2_train_max + 1, (
-        f"expected the Transformer's forecasts capped near the training maximum {co2_train_max:.2f} and the NTransformer's "
-        f"above it, with test values beyond; measured {_top} and a test maximum of {co2_test_max:.2f}")
-    # NBVAL_CHECK_OUTPUT
-    print(f"CO2 (standardized): training values reach {co2_train_max:.2f}, test values {co2_test_max:.2f}; the largest forecast "
-          f"on the sample test windows (H = 24, seed 0): Transformer {_top['Transformer']:.2f}, NTransformer {_top['NTransformer']:.2f}")
+def _(SERIES, mo, np, prepare, results):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _s, _split, _scaler, _ = prepare("co2", 24, SERIES["co2"].lookback)
+        _z = _scaler.transform(_s.values)
+        co2_train_max, co2_test_max = float(_z[:_split.train_end].max()), float(_z[_split.val_end:].max())
+        _top = {_r["model"]: float(np.max(_r["samples"]["forecasts"])) for _r in results["rows"]
+                if _r["series"] == "co2" and _r["horizon"] == 24 and _r["seed"] == 0 and _r["model"] in ("Transformer", "NTransformer")}
+        assert _top["Transformer"] < co2_train_max + 0.1 < co2_test_max - 1 and _top["NTransformer"] > co2_train_max + 1, (
+            f"expected the Transformer's forecasts capped near the training maximum {co2_train_max:.2f} and the NTransformer's "
+            f"above it, with test values beyond; measured {_top} and a test maximum of {co2_test_max:.2f}")
+        # NBVAL_CHECK_OUTPUT
+        print(f"CO2 (standardized): training values reach {co2_train_max:.2f}, test values {co2_test_max:.2f}; the largest forecast "
+              f"on the sample test windows (H = 24, seed 0): Transformer {_top['Transformer']:.2f}, NTransformer {_top['NTransformer']:.2f}")
     return
 
 
@@ -742,9 +763,10 @@ def _(check_seasonal_naive, np):
 
 
 @app.cell
-def _(chapter_start, time):
-    # NBVAL_IGNORE_OUTPUT
-    print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
+def _(chapter_start, mo, time):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_IGNORE_OUTPUT
+        print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
     return
 
 

@@ -122,22 +122,23 @@ def _(mo):
 
 
 @app.cell
-def _(linearity_score, torch):
-    _g = torch.Generator().manual_seed(0)
-    _X = torch.randn(4000, 16, generator=_g, dtype=torch.float64) * torch.linspace(0.5, 2.0, 16, dtype=torch.float64)
-    _Y = torch.tanh(_X @ torch.randn(16, 16, generator=_g, dtype=torch.float64) / 3) + 0.3 * torch.randn(4000, 16, generator=_g, dtype=torch.float64)
-    _Q, _ = torch.linalg.qr(torch.randn(16, 16, generator=_g, dtype=torch.float64))
-    demo = {
-        "tanh(XW) + noise": linearity_score(_X, _Y),
-        "  ... X and Y rotated, scaled, shifted": linearity_score(3 * _X @ _Q + 1, -0.1 * _Y @ _Q.T + 5),
-        "Y = X A exactly": linearity_score(_X, _X @ torch.randn(16, 16, generator=_g, dtype=torch.float64)),
-        "independent noise (d/n = 0.004)": linearity_score(_X, torch.randn(4000, 16, generator=_g, dtype=torch.float64)),
-    }
-    assert abs(demo["  ... X and Y rotated, scaled, shifted"] - demo["tanh(XW) + noise"]) < 1e-12, demo
-    assert demo["Y = X A exactly"] > 1 - 1e-6 and demo["independent noise (d/n = 0.004)"] < 3 * 16 / 4000, demo
-    # NBVAL_CHECK_OUTPUT
-    for _name, _s in demo.items():
-        print(f"{_name:40s} {_s:.4f}")
+def _(linearity_score, mo, torch):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _g = torch.Generator().manual_seed(0)
+        _X = torch.randn(4000, 16, generator=_g, dtype=torch.float64) * torch.linspace(0.5, 2.0, 16, dtype=torch.float64)
+        _Y = torch.tanh(_X @ torch.randn(16, 16, generator=_g, dtype=torch.float64) / 3) + 0.3 * torch.randn(4000, 16, generator=_g, dtype=torch.float64)
+        _Q, _ = torch.linalg.qr(torch.randn(16, 16, generator=_g, dtype=torch.float64))
+        demo = {
+            "tanh(XW) + noise": linearity_score(_X, _Y),
+            "  ... X and Y rotated, scaled, shifted": linearity_score(3 * _X @ _Q + 1, -0.1 * _Y @ _Q.T + 5),
+            "Y = X A exactly": linearity_score(_X, _X @ torch.randn(16, 16, generator=_g, dtype=torch.float64)),
+            "independent noise (d/n = 0.004)": linearity_score(_X, torch.randn(4000, 16, generator=_g, dtype=torch.float64)),
+        }
+        assert abs(demo["  ... X and Y rotated, scaled, shifted"] - demo["tanh(XW) + noise"]) < 1e-12, demo
+        assert demo["Y = X A exactly"] > 1 - 1e-6 and demo["independent noise (d/n = 0.004)"] < 3 * 16 / 4000, demo
+        # NBVAL_CHECK_OUTPUT
+        for _name, _s in demo.items():
+            print(f"{_name:40s} {_s:.4f}")
     return
 
 
@@ -182,21 +183,23 @@ def _(
     load_checkpoint,
     load_sentences,
     minilm_states,
+    mo,
     othello_states,
     random_init_model,
     time,
 ):
-    _start, _cpu = time.perf_counter(), time.process_time()
-    texts = list(load_sentences().texts)
-    minilm = minilm_states(texts)
-    gpt, _ = load_checkpoint()
-    games = heldout_games(CONFIG["n_games"])
-    othello = othello_states(gpt, games)
-    othello_random = othello_states(random_init_model(gpt, seed=0), games)
-    states_seconds, states_cpu = time.perf_counter() - _start, time.process_time() - _cpu
-    # NBVAL_CHECK_OUTPUT
-    print(f"MiniLM: {len(texts)} sentences -> hidden states {tuple(minilm.hidden.shape)} (layers, tokens, width)")
-    print(f"Othello GPT: {len(games)} games -> residual stream {tuple(othello.hidden.shape)}")
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _start, _cpu = time.perf_counter(), time.process_time()
+        texts = list(load_sentences().texts)
+        minilm = minilm_states(texts)
+        gpt, _ = load_checkpoint()
+        games = heldout_games(CONFIG["n_games"])
+        othello = othello_states(gpt, games)
+        othello_random = othello_states(random_init_model(gpt, seed=0), games)
+        states_seconds, states_cpu = time.perf_counter() - _start, time.process_time() - _cpu
+        # NBVAL_CHECK_OUTPUT
+        print(f"MiniLM: {len(texts)} sentences -> hidden states {tuple(minilm.hidden.shape)} (layers, tokens, width)")
+        print(f"Othello GPT: {len(games)} games -> residual stream {tuple(othello.hidden.shape)}")
     return (
         games,
         gpt,
@@ -210,9 +213,10 @@ def _(
 
 
 @app.cell
-def _(states_cpu, states_seconds):
-    # NBVAL_IGNORE_OUTPUT
-    print(f"states of both models, and of a random-weights Othello GPT: {states_seconds:.0f} s ({states_cpu:.0f} s of CPU time)")
+def _(mo, states_cpu, states_seconds):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_IGNORE_OUTPUT
+        print(f"states of both models, and of a random-weights Othello GPT: {states_seconds:.0f} s ({states_cpu:.0f} s of CPU time)")
     return
 
 
@@ -245,22 +249,24 @@ def _(
     load_results,
     max_difference,
     minilm,
+    mo,
     othello,
     othello_random,
     score_rows,
     texts,
 ):
-    results = load_results()
-    shipped_scores = results["scores"]
-    live_scores = (score_rows(minilm, halves(len(texts), CONFIG["split_seed"]), model="MiniLM", weights="trained", seed=None)
-                   + score_rows(othello, halves(len(games), CONFIG["split_seed"]), model="Othello GPT", weights="trained", seed=None)
-                   + score_rows(othello_random, halves(len(games), CONFIG["split_seed"]), model="Othello GPT", weights="random", seed=0))
-    score_drift = max_difference(live_scores, shipped_scores)
-    assert score_drift < 1e-4, f"expected the live scores to match {RESULTS.name} to 1e-4, measured {score_drift:.1e}"
-    # NBVAL_CHECK_OUTPUT
-    print(f"{RESULTS.name}: {len(shipped_scores)} score rows; {len(live_scores)} recomputed here agree to 1e-4 "
-          f"(random seeds {results['config']['random_seeds']}, {results['data']['minilm_tokens']:,} MiniLM tokens, "
-          f"{results['data']['othello_moves']:,} Othello moves)")
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        results = load_results()
+        shipped_scores = results["scores"]
+        live_scores = (score_rows(minilm, halves(len(texts), CONFIG["split_seed"]), model="MiniLM", weights="trained", seed=None)
+                       + score_rows(othello, halves(len(games), CONFIG["split_seed"]), model="Othello GPT", weights="trained", seed=None)
+                       + score_rows(othello_random, halves(len(games), CONFIG["split_seed"]), model="Othello GPT", weights="random", seed=0))
+        score_drift = max_difference(live_scores, shipped_scores)
+        assert score_drift < 1e-4, f"expected the live scores to match {RESULTS.name} to 1e-4, measured {score_drift:.1e}"
+        # NBVAL_CHECK_OUTPUT
+        print(f"{RESULTS.name}: {len(shipped_scores)} score rows; {len(live_scores)} recomputed here agree to 1e-4 "
+              f"(random seeds {results['config']['random_seeds']}, {results['data']['minilm_tokens']:,} MiniLM tokens, "
+              f"{results['data']['othello_moves']:,} Othello moves)")
     return results, shipped_scores
 
 
@@ -298,36 +304,37 @@ def _(mo):
 
 
 @app.cell
-def _(minilm, othello, pd, shipped_scores, table):
-    _frame = pd.DataFrame(shipped_scores)
-    in_sample = _frame[_frame.fit == "in-sample"]
-    _tr = in_sample[in_sample.weights == "trained"].set_index(["model", "measure", "block"])["score"].sort_index()
-    _rnd = in_sample[in_sample.weights == "random"].groupby(["model", "measure", "block"])["score"].min()
-    mini_raw, gpt_raw = _tr["MiniLM", "raw"], _tr["Othello GPT", "raw"]
-    # MiniLM: high, but under the 0.99 the paper reports for decoders; its last block the least linear
-    assert 0.97 < mini_raw.loc[1:5].min() and mini_raw.max() < 0.99 and mini_raw.idxmin() == 6, (
-        f"expected MiniLM's blocks 1-5 in (0.97, 0.99) and block 6 lowest, measured {mini_raw.round(4).to_dict()}")
-    # the Othello GPT: far from linear in its first block, most linear in its last
-    assert gpt_raw[1] < 0.6 and gpt_raw.idxmax() == 4 and gpt_raw.max() < 0.97, (
-        f"expected the Othello GPT's block 1 under 0.6 and block 4 the most linear, measured {gpt_raw.round(4).to_dict()}")
-    # removing the residual lowers the score in every block of every model, trained or random
-    _pair = in_sample.pivot_table(index=["model", "weights", "seed", "block"], columns="measure", values="score", dropna=False)
-    _pair = _pair.dropna()
-    assert (_pair["residual removed"] < _pair["raw"]).all(), "expected residual removed < raw in every block"
-    # random weights are more linear than trained ones, in every block, for every seed, raw and residual removed
-    _gaps = _rnd - _tr
-    assert (_gaps > 0).all(), f"expected every random seed above the trained model, measured gaps {_gaps.round(4).to_dict()}"
-    _gap = _gaps.xs("raw", level="measure")
-    # held out vs in-sample: the in-sample bias is small at these n/d
-    _bias = (table["raw, in-sample"] - table["raw, held-out"]).abs().max()
-    assert _bias < 0.02, f"expected in-sample and held-out raw scores within 0.02, measured {_bias:.4f}"
-    _n_over_d = {"MiniLM": minilm.hidden.shape[1] / minilm.hidden.shape[2], "Othello GPT": othello.hidden.shape[1] / othello.hidden.shape[2]}
-    # NBVAL_CHECK_OUTPUT
-    print(f"MiniLM raw: blocks 1-5 {mini_raw.loc[1:5].min():.3f}-{mini_raw.loc[1:5].max():.3f}, block 6 {mini_raw[6]:.3f}; "
-          f"Othello GPT raw: {', '.join(f'{v:.3f}' for v in gpt_raw)}")
-    print(f"random weights above trained, raw score: MiniLM by {_gap['MiniLM'].min():.3f}-{_gap['MiniLM'].max():.3f}, "
-          f"Othello GPT by {_gap['Othello GPT'].min():.3f}-{_gap['Othello GPT'].max():.3f} (lowest seed); "
-          f"largest |in-sample - held-out| (raw): {_bias:.3f} at n/d = {_n_over_d['MiniLM']:.0f} (MiniLM), {_n_over_d['Othello GPT']:.0f} (Othello GPT)")
+def _(minilm, mo, othello, pd, shipped_scores, table):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _frame = pd.DataFrame(shipped_scores)
+        in_sample = _frame[_frame.fit == "in-sample"]
+        _tr = in_sample[in_sample.weights == "trained"].set_index(["model", "measure", "block"])["score"].sort_index()
+        _rnd = in_sample[in_sample.weights == "random"].groupby(["model", "measure", "block"])["score"].min()
+        mini_raw, gpt_raw = _tr["MiniLM", "raw"], _tr["Othello GPT", "raw"]
+        # MiniLM: high, but under the 0.99 the paper reports for decoders; its last block the least linear
+        assert 0.97 < mini_raw.loc[1:5].min() and mini_raw.max() < 0.99 and mini_raw.idxmin() == 6, (
+            f"expected MiniLM's blocks 1-5 in (0.97, 0.99) and block 6 lowest, measured {mini_raw.round(4).to_dict()}")
+        # the Othello GPT: far from linear in its first block, most linear in its last
+        assert gpt_raw[1] < 0.6 and gpt_raw.idxmax() == 4 and gpt_raw.max() < 0.97, (
+            f"expected the Othello GPT's block 1 under 0.6 and block 4 the most linear, measured {gpt_raw.round(4).to_dict()}")
+        # removing the residual lowers the score in every block of every model, trained or random
+        _pair = in_sample.pivot_table(index=["model", "weights", "seed", "block"], columns="measure", values="score", dropna=False)
+        _pair = _pair.dropna()
+        assert (_pair["residual removed"] < _pair["raw"]).all(), "expected residual removed < raw in every block"
+        # random weights are more linear than trained ones, in every block, for every seed, raw and residual removed
+        _gaps = _rnd - _tr
+        assert (_gaps > 0).all(), f"expected every random seed above the trained model, measured gaps {_gaps.round(4).to_dict()}"
+        _gap = _gaps.xs("raw", level="measure")
+        # held out vs in-sample: the in-sample bias is small at these n/d
+        _bias = (table["raw, in-sample"] - table["raw, held-out"]).abs().max()
+        assert _bias < 0.02, f"expected in-sample and held-out raw scores within 0.02, measured {_bias:.4f}"
+        _n_over_d = {"MiniLM": minilm.hidden.shape[1] / minilm.hidden.shape[2], "Othello GPT": othello.hidden.shape[1] / othello.hidden.shape[2]}
+        # NBVAL_CHECK_OUTPUT
+        print(f"MiniLM raw: blocks 1-5 {mini_raw.loc[1:5].min():.3f}-{mini_raw.loc[1:5].max():.3f}, block 6 {mini_raw[6]:.3f}; "
+              f"Othello GPT raw: {', '.join(f'{v:.3f}' for v in gpt_raw)}")
+        print(f"random weights above trained, raw score: MiniLM by {_gap['MiniLM'].min():.3f}-{_gap['MiniLM'].max():.3f}, "
+              f"Othello GPT by {_gap['Othello GPT'].min():.3f}-{_gap['Othello GPT'].max():.3f} (lowest seed); "
+              f"largest |in-sample - held-out| (raw): {_bias:.3f} at n/d = {_n_over_d['MiniLM']:.0f} (MiniLM), {_n_over_d['Othello GPT']:.0f} (Othello GPT)")
     return gpt_raw, in_sample, mini_raw
 
 
@@ -356,15 +363,16 @@ def _(mo):
 
 
 @app.cell
-def _(mini_raw, minilm, pd, procrustes_score):
-    _h = minilm.hidden.double()
-    procrustes = pd.Series({_l: procrustes_score(_h[_l - 1], _h[_l]) for _l in range(1, 7)}, name="orthogonal Procrustes")
-    _below = mini_raw - procrustes
-    assert (_below > 0).all() and _below.loc[1:5].max() < 0.1 < _below[6], (
-        f"expected the rotation-only score below the linear one, by < 0.1 in blocks 1-5 and > 0.1 in block 6; measured {_below.round(4).to_dict()}")
-    # NBVAL_CHECK_OUTPUT
-    print("MiniLM, rotation-only score per block:", ", ".join(f"{v:.3f}" for v in procrustes),
-          f"| below the linear score by {_below.min():.3f}-{_below.max():.3f}")
+def _(mini_raw, minilm, mo, pd, procrustes_score):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _h = minilm.hidden.double()
+        procrustes = pd.Series({_l: procrustes_score(_h[_l - 1], _h[_l]) for _l in range(1, 7)}, name="orthogonal Procrustes")
+        _below = mini_raw - procrustes
+        assert (_below > 0).all() and _below.loc[1:5].max() < 0.1 < _below[6], (
+            f"expected the rotation-only score below the linear one, by < 0.1 in blocks 1-5 and > 0.1 in block 6; measured {_below.round(4).to_dict()}")
+        # NBVAL_CHECK_OUTPUT
+        print("MiniLM, rotation-only score per block:", ", ".join(f"{v:.3f}" for v in procrustes),
+              f"| below the linear score by {_below.min():.3f}-{_below.max():.3f}")
     return
 
 
@@ -395,24 +403,25 @@ def _(mo):
 
 
 @app.cell
-def _(in_sample, table):
-    _rows = table.dropna(subset=["update share"])
-    _lhs = 1 - _rows["raw, in-sample"]
-    _rhs = (1 - _rows["residual removed, in-sample"]) * _rows["update share"] ** 2
-    _rel = float(((_lhs - _rhs).abs() / _lhs).max())
-    assert _rel < 1e-3, f"expected 1 - raw = (1 - residual removed) * share^2 to 1e-3 (relative), measured {_rel:.1e}"
-    _share = table["update share"]
-    _rshare = in_sample[(in_sample.weights == "random") & (in_sample.measure == "raw")].groupby("model")["update_share"]
-    _mgap = table.loc["MiniLM", "raw, in-sample"] - table.loc["MiniLM", "residual removed, in-sample"]
-    assert _share["MiniLM"].min() > 0.4 and _share["Othello GPT"][1] > 0.95 and _rshare.max()["MiniLM"] < _share["MiniLM"].min(), (
-        f"expected MiniLM's shares above 0.4 and above its random copies', the Othello GPT's block 1 near 1; measured "
-        f"{_share.round(3).to_dict()}, random max {_rshare.max().round(3).to_dict()}")
-    # NBVAL_CHECK_OUTPUT
-    print(f"identity holds to {'better than 1e-6' if _rel < 1e-6 else 'within 1e-3'} (relative) in all {len(_rows)} trained blocks")
-    print(f"update share: MiniLM {_share['MiniLM'].min():.2f}-{_share['MiniLM'].max():.2f}, "
-          f"Othello GPT {', '.join(f'{v:.2f}' for v in _share['Othello GPT'])}; random weights (3 seeds): "
-          f"MiniLM {_rshare.min()['MiniLM']:.3f}-{_rshare.max()['MiniLM']:.3f}, Othello GPT {_rshare.min()['Othello GPT']:.2f}-{_rshare.max()['Othello GPT']:.2f}")
-    print(f"MiniLM raw minus residual removed: {_mgap.min():.3f}-{_mgap.max():.3f}")
+def _(in_sample, mo, table):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _rows = table.dropna(subset=["update share"])
+        _lhs = 1 - _rows["raw, in-sample"]
+        _rhs = (1 - _rows["residual removed, in-sample"]) * _rows["update share"] ** 2
+        _rel = float(((_lhs - _rhs).abs() / _lhs).max())
+        assert _rel < 1e-3, f"expected 1 - raw = (1 - residual removed) * share^2 to 1e-3 (relative), measured {_rel:.1e}"
+        _share = table["update share"]
+        _rshare = in_sample[(in_sample.weights == "random") & (in_sample.measure == "raw")].groupby("model")["update_share"]
+        _mgap = table.loc["MiniLM", "raw, in-sample"] - table.loc["MiniLM", "residual removed, in-sample"]
+        assert _share["MiniLM"].min() > 0.4 and _share["Othello GPT"][1] > 0.95 and _rshare.max()["MiniLM"] < _share["MiniLM"].min(), (
+            f"expected MiniLM's shares above 0.4 and above its random copies', the Othello GPT's block 1 near 1; measured "
+            f"{_share.round(3).to_dict()}, random max {_rshare.max().round(3).to_dict()}")
+        # NBVAL_CHECK_OUTPUT
+        print(f"identity holds to {'better than 1e-6' if _rel < 1e-6 else 'within 1e-3'} (relative) in all {len(_rows)} trained blocks")
+        print(f"update share: MiniLM {_share['MiniLM'].min():.2f}-{_share['MiniLM'].max():.2f}, "
+              f"Othello GPT {', '.join(f'{v:.2f}' for v in _share['Othello GPT'])}; random weights (3 seeds): "
+              f"MiniLM {_rshare.min()['MiniLM']:.3f}-{_rshare.max()['MiniLM']:.3f}, Othello GPT {_rshare.min()['Othello GPT']:.2f}-{_rshare.max()['Othello GPT']:.2f}")
+        print(f"MiniLM raw minus residual removed: {_mgap.min():.3f}-{_mgap.max():.3f}")
     return
 
 
@@ -466,26 +475,28 @@ def _(
     legal_move_metrics,
     linear_replacement,
     max_difference,
+    mo,
     othello_blocks,
     othello_states,
     results,
 ):
-    replacement = results["replacement"]
-    _ga, _gb = halves(len(games), CONFIG["split_seed"])
-    _fit_games, _eval_games = [games[i] for i in _ga], [games[i] for i in _gb]
-    best_block = int(gpt_raw.idxmax())
-    _H = othello_states(gpt, _fit_games).hidden.double()
-    _fit = fit_affine(_H[best_block - 1], _H[best_block])
-    _labels = label_games(_eval_games)
-    with linear_replacement(othello_blocks(gpt)[best_block - 1], _fit):
-        _m = legal_move_metrics(gpt, _labels)
-    _live = [{"model": "Othello GPT", "direction": "ab", "block": 0, "condition": "original", **legal_move_metrics(gpt, _labels)},
-             {"model": "Othello GPT", "direction": "ab", "block": best_block, "condition": "linear map", **_m}]
-    replace_drift = max(max_difference(_live, replacement, "top1_legal"), max_difference(_live, replacement, "topk_exact"))
-    assert replace_drift < 1e-3, f"expected the rerun to match {RESULTS.name} to 1e-3, measured {replace_drift:.1e}"
-    # NBVAL_CHECK_OUTPUT
-    print(f"Othello GPT, block {best_block} replaced (fit on {len(_fit_games)} games, {len(_eval_games)} others scored): "
-          f"top-1 legal {_live[0]['top1_legal']:.3f} -> {_m['top1_legal']:.3f}; matches the shipped rows")
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        replacement = results["replacement"]
+        _ga, _gb = halves(len(games), CONFIG["split_seed"])
+        _fit_games, _eval_games = [games[i] for i in _ga], [games[i] for i in _gb]
+        best_block = int(gpt_raw.idxmax())
+        _H = othello_states(gpt, _fit_games).hidden.double()
+        _fit = fit_affine(_H[best_block - 1], _H[best_block])
+        _labels = label_games(_eval_games)
+        with linear_replacement(othello_blocks(gpt)[best_block - 1], _fit):
+            _m = legal_move_metrics(gpt, _labels)
+        _live = [{"model": "Othello GPT", "direction": "ab", "block": 0, "condition": "original", **legal_move_metrics(gpt, _labels)},
+                 {"model": "Othello GPT", "direction": "ab", "block": best_block, "condition": "linear map", **_m}]
+        replace_drift = max(max_difference(_live, replacement, "top1_legal"), max_difference(_live, replacement, "topk_exact"))
+        assert replace_drift < 1e-3, f"expected the rerun to match {RESULTS.name} to 1e-3, measured {replace_drift:.1e}"
+        # NBVAL_CHECK_OUTPUT
+        print(f"Othello GPT, block {best_block} replaced (fit on {len(_fit_games)} games, {len(_eval_games)} others scored): "
+              f"top-1 legal {_live[0]['top1_legal']:.3f} -> {_m['top1_legal']:.3f}; matches the shipped rows")
     return best_block, replacement
 
 
@@ -522,30 +533,31 @@ def _(rtable):
 
 
 @app.cell
-def _(best_block, mini_raw, pd, rtable):
-    _mini, _oth = rtable.loc["MiniLM"], rtable.loc["Othello GPT"]
-    _cos, _skip_cos = _mini["cos_to_original, linear map"], _mini["cos_to_original, skip"]
-    # MiniLM: the linear map keeps the embeddings; deleting the block does not
-    assert _cos.loc[1:5].min() > 0.99 and _cos[6] > 0.95, f"expected cosine > 0.99 for blocks 1-5 and > 0.95 for block 6, measured {_cos.round(4).to_dict()}"
-    assert (_cos > _skip_cos).all() and (_cos - _skip_cos).min() > 0.04, f"expected the linear map well above skipping, measured {(_cos - _skip_cos).round(4).to_dict()}"
-    # the more linear the block, the cheaper to replace
-    _rho = float(pd.Series(mini_raw).rank().corr(_cos.rank()))
-    assert mini_raw.idxmax() == _cos.idxmax() and mini_raw.idxmin() == _cos.idxmin() and _rho > 0.8, (
-        f"expected MiniLM's most (least) linear block to be the cheapest (dearest) to replace, rank correlation > 0.8; "
-        f"measured most linear {mini_raw.idxmax()}, cheapest {_cos.idxmax()}, rho {_rho:.2f}")
-    # Othello GPT: its most linear block is free on top-1, not on the exact legal set; its first block is not replaceable
-    _t1, _ex = _oth["top1_legal, linear map"], _oth["topk_exact, linear map"]
-    _intact_t1, _intact_ex = _oth["top1_legal, intact"].iloc[0], _oth["topk_exact, intact"].iloc[0]
-    assert abs(_t1[best_block] - _intact_t1) < 0.005, f"expected top-1 legal within 0.005 of intact with block {best_block} linear, measured {_t1[best_block]:.4f} vs {_intact_t1:.4f}"
-    assert _intact_ex - _ex[best_block] > 0.03, f"expected the exact legal set to drop by > 0.03, measured {_ex[best_block]:.4f} vs {_intact_ex:.4f}"
-    assert _t1[1] < 0.7 and (_t1 >= _oth["top1_legal, skip"]).all(), f"expected block 1 linear < 0.7 and linear >= skip, measured {_t1.round(4).to_dict()}"
-    # NBVAL_CHECK_OUTPUT
-    print(f"MiniLM: linear map keeps cosine {_cos.min():.3f}-{_cos.max():.3f} (skip: {_skip_cos.min():.3f}-{_skip_cos.max():.3f}); "
-          f"rank correlation of linearity with cosine over the 6 blocks {_rho:.2f}")
-    print(f"Othello GPT, block {best_block} linear: top-1 legal {_intact_t1:.3f} -> {_t1[best_block]:.3f}, "
-          f"exact legal set {_intact_ex:.3f} -> {_ex[best_block]:.3f}; block 1 linear: top-1 {_t1[1]:.3f}")
-    _spread = rtable[[c for c in rtable.columns if c.endswith("(+-)")]].max().max()
-    print(f"largest half-difference between the two fit/evaluate directions, any metric: {_spread:.3f}")
+def _(best_block, mini_raw, mo, pd, rtable):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _mini, _oth = rtable.loc["MiniLM"], rtable.loc["Othello GPT"]
+        _cos, _skip_cos = _mini["cos_to_original, linear map"], _mini["cos_to_original, skip"]
+        # MiniLM: the linear map keeps the embeddings; deleting the block does not
+        assert _cos.loc[1:5].min() > 0.99 and _cos[6] > 0.95, f"expected cosine > 0.99 for blocks 1-5 and > 0.95 for block 6, measured {_cos.round(4).to_dict()}"
+        assert (_cos > _skip_cos).all() and (_cos - _skip_cos).min() > 0.04, f"expected the linear map well above skipping, measured {(_cos - _skip_cos).round(4).to_dict()}"
+        # the more linear the block, the cheaper to replace
+        _rho = float(pd.Series(mini_raw).rank().corr(_cos.rank()))
+        assert mini_raw.idxmax() == _cos.idxmax() and mini_raw.idxmin() == _cos.idxmin() and _rho > 0.8, (
+            f"expected MiniLM's most (least) linear block to be the cheapest (dearest) to replace, rank correlation > 0.8; "
+            f"measured most linear {mini_raw.idxmax()}, cheapest {_cos.idxmax()}, rho {_rho:.2f}")
+        # Othello GPT: its most linear block is free on top-1, not on the exact legal set; its first block is not replaceable
+        _t1, _ex = _oth["top1_legal, linear map"], _oth["topk_exact, linear map"]
+        _intact_t1, _intact_ex = _oth["top1_legal, intact"].iloc[0], _oth["topk_exact, intact"].iloc[0]
+        assert abs(_t1[best_block] - _intact_t1) < 0.005, f"expected top-1 legal within 0.005 of intact with block {best_block} linear, measured {_t1[best_block]:.4f} vs {_intact_t1:.4f}"
+        assert _intact_ex - _ex[best_block] > 0.03, f"expected the exact legal set to drop by > 0.03, measured {_ex[best_block]:.4f} vs {_intact_ex:.4f}"
+        assert _t1[1] < 0.7 and (_t1 >= _oth["top1_legal, skip"]).all(), f"expected block 1 linear < 0.7 and linear >= skip, measured {_t1.round(4).to_dict()}"
+        # NBVAL_CHECK_OUTPUT
+        print(f"MiniLM: linear map keeps cosine {_cos.min():.3f}-{_cos.max():.3f} (skip: {_skip_cos.min():.3f}-{_skip_cos.max():.3f}); "
+              f"rank correlation of linearity with cosine over the 6 blocks {_rho:.2f}")
+        print(f"Othello GPT, block {best_block} linear: top-1 legal {_intact_t1:.3f} -> {_t1[best_block]:.3f}, "
+              f"exact legal set {_intact_ex:.3f} -> {_ex[best_block]:.3f}; block 1 linear: top-1 {_t1[1]:.3f}")
+        _spread = rtable[[c for c in rtable.columns if c.endswith("(+-)")]].max().max()
+        print(f"largest half-difference between the two fit/evaluate directions, any metric: {_spread:.3f}")
     return
 
 
@@ -651,10 +663,11 @@ def _(check_procrustes_score, torch):
 
 
 @app.cell
-def _(chapter_cpu, chapter_start, time):
-    # NBVAL_IGNORE_OUTPUT
-    print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s wall clock, "
-          f"{time.process_time() - chapter_cpu:.0f} s of CPU time on one thread")
+def _(chapter_cpu, chapter_start, mo, time):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_IGNORE_OUTPUT
+        print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s wall clock, "
+              f"{time.process_time() - chapter_cpu:.0f} s of CPU time on one thread")
     return
 
 

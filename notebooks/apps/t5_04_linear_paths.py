@@ -122,13 +122,14 @@ def _(mo):
 
 
 @app.cell
-def _(ADAM, load_digits_split, torch):
-    digits = load_digits_split()
-    counts = torch.bincount(digits.y_train, minlength=10)
-    # NBVAL_CHECK_OUTPUT
-    print(f"{len(digits.y_train) + len(digits.y_test)} images: train {tuple(digits.X_train.shape)}, test {tuple(digits.X_test.shape)}; training images per class "
-          f"{counts.min().item()} to {counts.max().item()}; Adam lr {ADAM.lr}, batch {ADAM.batch_size}, {ADAM.epochs} epochs "
-          f"= {ADAM.total_steps(len(digits.y_train))} steps")
+def _(ADAM, load_digits_split, mo, torch):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        digits = load_digits_split()
+        counts = torch.bincount(digits.y_train, minlength=10)
+        # NBVAL_CHECK_OUTPUT
+        print(f"{len(digits.y_train) + len(digits.y_test)} images: train {tuple(digits.X_train.shape)}, test {tuple(digits.X_test.shape)}; training images per class "
+              f"{counts.min().item()} to {counts.max().item()}; Adam lr {ADAM.lr}, batch {ADAM.batch_size}, {ADAM.epochs} epochs "
+              f"= {ADAM.total_steps(len(digits.y_train))} steps")
     return (digits,)
 
 
@@ -164,24 +165,26 @@ def _(
     evaluate,
     independent_pair,
     mlp,
+    mo,
     path_metrics,
     time,
 ):
-    net64 = mlp(64)
-    _start = time.perf_counter()
-    theta_a, theta_b = independent_pair(net64, digits, ADAM, seed=0)
-    pair_seconds = time.perf_counter() - _start
-    path_ab = path_metrics(net64, theta_a, theta_b, digits.X_test, digits.y_test)
-    self_path = path_metrics(net64, theta_a, theta_a, digits.X_test, digits.y_test)
-    _ends = [evaluate(net64, _p, digits.X_test, digits.y_test) for _p in (theta_a, theta_b)]
-    assert abs(path_ab["error"][0] - _ends[0][1]) < 1e-9 and abs(path_ab["error"][-1] - _ends[1][1]) < 1e-9, (
-        f"expected alpha = 0 and 1 to be networks A and B, measured errors {path_ab['error'][[0, -1]]} vs {_ends}")
-    assert barrier(self_path["loss"]) == 0.0 and barrier(self_path["error"]) == 0.0, "expected the path from A to A to be flat"
-    barrier_ab = {_m: barrier(path_ab[_m], ALPHAS) for _m in ("loss", "error")}
-    assert barrier_ab["error"] > 0.2, f"expected a large error barrier between independent networks, measured {barrier_ab['error']:.3f}"
-    print(f"test error A {_ends[0][1]:.3f}, B {_ends[1][1]:.3f}; at alpha = 0.5: {path_ab['error'][12]:.3f} ({len(ALPHAS)} alphas); "
-          f"barrier: error {barrier_ab['error']:.3f} (mean reference {barrier(path_ab['error'], ALPHAS, 'mean'):.3f}), "
-          f"loss {barrier_ab['loss']:.3f} | trained both in {pair_seconds:.1f} s")
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        net64 = mlp(64)
+        _start = time.perf_counter()
+        theta_a, theta_b = independent_pair(net64, digits, ADAM, seed=0)
+        pair_seconds = time.perf_counter() - _start
+        path_ab = path_metrics(net64, theta_a, theta_b, digits.X_test, digits.y_test)
+        self_path = path_metrics(net64, theta_a, theta_a, digits.X_test, digits.y_test)
+        _ends = [evaluate(net64, _p, digits.X_test, digits.y_test) for _p in (theta_a, theta_b)]
+        assert abs(path_ab["error"][0] - _ends[0][1]) < 1e-9 and abs(path_ab["error"][-1] - _ends[1][1]) < 1e-9, (
+            f"expected alpha = 0 and 1 to be networks A and B, measured errors {path_ab['error'][[0, -1]]} vs {_ends}")
+        assert barrier(self_path["loss"]) == 0.0 and barrier(self_path["error"]) == 0.0, "expected the path from A to A to be flat"
+        barrier_ab = {_m: barrier(path_ab[_m], ALPHAS) for _m in ("loss", "error")}
+        assert barrier_ab["error"] > 0.2, f"expected a large error barrier between independent networks, measured {barrier_ab['error']:.3f}"
+        print(f"test error A {_ends[0][1]:.3f}, B {_ends[1][1]:.3f}; at alpha = 0.5: {path_ab['error'][12]:.3f} ({len(ALPHAS)} alphas); "
+              f"barrier: error {barrier_ab['error']:.3f} (mean reference {barrier(path_ab['error'], ALPHAS, 'mean'):.3f}), "
+              f"loss {barrier_ab['loss']:.3f} | trained both in {pair_seconds:.1f} s")
     return barrier_ab, net64, theta_a, theta_b
 
 
@@ -210,19 +213,21 @@ def _(
     barrier,
     barrier_ab,
     digits,
+    mo,
     net64,
     path_metrics,
     spawn_pairs,
     time,
 ):
-    _start = time.perf_counter()
-    child_a, child_b = spawn_pairs(net64, digits, ADAM, seed=0, ks=[0])[0]
-    spawn_seconds = time.perf_counter() - _start
-    path_spawn0 = path_metrics(net64, child_a, child_b, digits.X_test, digits.y_test)
-    barrier_spawn0 = barrier(path_spawn0["error"], ALPHAS)
-    assert barrier_spawn0 < 0.02, f"expected two children of one initialization to be linearly connected, measured {barrier_spawn0:.4f}"
-    print(f"k = 0 (same init, different data orders): test error barrier {barrier_spawn0:.4f}, "
-          f"loss barrier {barrier(path_spawn0['loss'], ALPHAS):.4f} (independent inits: {barrier_ab['error']:.3f}) | {spawn_seconds:.1f} s")
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _start = time.perf_counter()
+        child_a, child_b = spawn_pairs(net64, digits, ADAM, seed=0, ks=[0])[0]
+        spawn_seconds = time.perf_counter() - _start
+        path_spawn0 = path_metrics(net64, child_a, child_b, digits.X_test, digits.y_test)
+        barrier_spawn0 = barrier(path_spawn0["error"], ALPHAS)
+        assert barrier_spawn0 < 0.02, f"expected two children of one initialization to be linearly connected, measured {barrier_spawn0:.4f}"
+        print(f"k = 0 (same init, different data orders): test error barrier {barrier_spawn0:.4f}, "
+              f"loss barrier {barrier(path_spawn0['loss'], ALPHAS):.4f} (independent inits: {barrier_ab['error']:.3f}) | {spawn_seconds:.1f} s")
     return (barrier_spawn0,)
 
 
@@ -239,24 +244,25 @@ def _(mo):
 
 
 @app.cell
-def _(barrier_spawn0, digits, load_results, spawn_frame):
-    spawn_results = load_results("spawn")
-    spawn_rows = spawn_frame(spawn_results)
-    _shipped0 = spawn_rows[(spawn_rows.optimizer == "adam") & (spawn_rows.seed == 0) & (spawn_rows.k == 0)]["barrier"].iloc[0]
-    assert abs(_shipped0 - barrier_spawn0) < 0.01, f"expected the shipped k = 0 pair to match this run, {_shipped0:.4f} vs {barrier_spawn0:.4f}"
-    _spawned = spawn_rows[spawn_rows.k != "independent"]
-    _indep = spawn_rows[spawn_rows.k == "independent"]
-    spawn_table = (spawn_rows.assign(k=spawn_rows.k.astype(str)).groupby(["optimizer", "k"], sort=False)["barrier"]
-                   .agg(lambda s: f"{s.mean():.4f} ± {s.std():.4f}").unstack("optimizer"))
-    spawn_table.index.name = "spawn step k (test error barrier, mean ± sd, 3 seeds)"
-    assert _spawned["barrier"].max() < 0.02, f"expected every spawned pair below a 2% error barrier, measured max {_spawned['barrier'].max():.4f}"
-    assert _indep["barrier"].min() > 0.3, f"expected every independent pair above 0.3, measured min {_indep['barrier'].min():.3f}"
-    # NBVAL_CHECK_OUTPUT
-    _sgd = spawn_results["config"]["train"]["sgd"]
-    print(f"SGD: lr {_sgd['lr']}, momentum {_sgd['momentum']}, batch {_sgd['batch_size']}; training steps in all: {spawn_results['steps_total']}; "
-          f"the sweep took {spawn_results['seconds'] / 60:.0f} min; largest spawned barrier {_spawned['barrier'].max():.4f} "
-          f"(one test image is {1 / len(digits.y_test):.4f}); smallest independent barrier {_indep['barrier'].min():.3f}")
-    spawn_table
+def _(barrier_spawn0, digits, load_results, mo, spawn_frame):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        spawn_results = load_results("spawn")
+        spawn_rows = spawn_frame(spawn_results)
+        _shipped0 = spawn_rows[(spawn_rows.optimizer == "adam") & (spawn_rows.seed == 0) & (spawn_rows.k == 0)]["barrier"].iloc[0]
+        assert abs(_shipped0 - barrier_spawn0) < 0.01, f"expected the shipped k = 0 pair to match this run, {_shipped0:.4f} vs {barrier_spawn0:.4f}"
+        _spawned = spawn_rows[spawn_rows.k != "independent"]
+        _indep = spawn_rows[spawn_rows.k == "independent"]
+        spawn_table = (spawn_rows.assign(k=spawn_rows.k.astype(str)).groupby(["optimizer", "k"], sort=False)["barrier"]
+                       .agg(lambda s: f"{s.mean():.4f} ± {s.std():.4f}").unstack("optimizer"))
+        spawn_table.index.name = "spawn step k (test error barrier, mean ± sd, 3 seeds)"
+        assert _spawned["barrier"].max() < 0.02, f"expected every spawned pair below a 2% error barrier, measured max {_spawned['barrier'].max():.4f}"
+        assert _indep["barrier"].min() > 0.3, f"expected every independent pair above 0.3, measured min {_indep['barrier'].min():.3f}"
+        # NBVAL_CHECK_OUTPUT
+        _sgd = spawn_results["config"]["train"]["sgd"]
+        print(f"SGD: lr {_sgd['lr']}, momentum {_sgd['momentum']}, batch {_sgd['batch_size']}; training steps in all: {spawn_results['steps_total']}; "
+              f"the sweep took {spawn_results['seconds'] / 60:.0f} min; largest spawned barrier {_spawned['barrier'].max():.4f} "
+              f"(one test image is {1 / len(digits.y_test):.4f}); smallest independent barrier {_indep['barrier'].min():.3f}")
+        mo.output.append(spawn_table)
     return (spawn_rows,)
 
 
@@ -297,13 +303,14 @@ def _(mo):
 
 
 @app.cell
-def _(digits, net64, permute, random_permutation, theta_b):
-    _shuffled = permute(net64, theta_b, random_permutation(net64, seed=1))
-    weights_moved = max((_shuffled[_k] - theta_b[_k]).abs().max().item() for _k in theta_b)
-    random_perm_change = (net64(_shuffled, digits.X_test) - net64(theta_b, digits.X_test)).abs().max().item()
-    assert random_perm_change < 1e-5 and weights_moved > 0.5, (
-        f"expected the same function from moved weights, measured output change {random_perm_change:.1e}, weights moved {weights_moved:.2f}")
-    print(f"a random permutation moves weights by up to {weights_moved:.2f} and the test logits by {random_perm_change:.1e}")
+def _(digits, mo, net64, permute, random_permutation, theta_b):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _shuffled = permute(net64, theta_b, random_permutation(net64, seed=1))
+        weights_moved = max((_shuffled[_k] - theta_b[_k]).abs().max().item() for _k in theta_b)
+        random_perm_change = (net64(_shuffled, digits.X_test) - net64(theta_b, digits.X_test)).abs().max().item()
+        assert random_perm_change < 1e-5 and weights_moved > 0.5, (
+            f"expected the same function from moved weights, measured output change {random_perm_change:.1e}, weights moved {weights_moved:.2f}")
+        print(f"a random permutation moves weights by up to {weights_moved:.2f} and the test logits by {random_perm_change:.1e}")
     return
 
 
@@ -335,6 +342,7 @@ def _(
     barrier_ab,
     digits,
     match_objective,
+    mo,
     net64,
     path_metrics,
     permute,
@@ -343,21 +351,22 @@ def _(
     time,
     weight_matching,
 ):
-    _start = time.perf_counter()
-    matching = weight_matching(net64, theta_a, theta_b, seed=0)
-    match_seconds = time.perf_counter() - _start
-    theta_b_matched = permute(net64, theta_b, matching)
-    matched_change = (net64(theta_b_matched, digits.X_test) - net64(theta_b, digits.X_test)).abs().max().item()
-    objective = (match_objective(net64, theta_a, theta_b), match_objective(net64, theta_a, theta_b_matched))
-    path_matched = path_metrics(net64, theta_a, theta_b_matched, digits.X_test, digits.y_test)
-    barrier_matched = {_m: barrier(path_matched[_m], ALPHAS) for _m in ("loss", "error")}
-    assert matched_change < 1e-5, f"expected matched B to compute B's function to 1e-5, measured {matched_change:.1e}"
-    assert objective[1] > objective[0], f"expected matching to raise <A, B>, measured {objective}"
-    assert barrier_matched["error"] < barrier_ab["error"] and barrier_matched["loss"] < barrier_ab["loss"], (
-        f"expected matching to lower both barriers, measured {barrier_ab} -> {barrier_matched}")
-    print(f"{matching.sweeps} sweeps over the 3 hidden layers in {match_seconds:.2f} s; <A, B> {objective[0]:.1f} -> {objective[1]:.1f}; "
-          f"outputs changed by {matched_change:.1e}; test error barrier {barrier_ab['error']:.3f} -> {barrier_matched['error']:.3f}, "
-          f"loss barrier {barrier_ab['loss']:.3f} -> {barrier_matched['loss']:.3f}")
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _start = time.perf_counter()
+        matching = weight_matching(net64, theta_a, theta_b, seed=0)
+        match_seconds = time.perf_counter() - _start
+        theta_b_matched = permute(net64, theta_b, matching)
+        matched_change = (net64(theta_b_matched, digits.X_test) - net64(theta_b, digits.X_test)).abs().max().item()
+        objective = (match_objective(net64, theta_a, theta_b), match_objective(net64, theta_a, theta_b_matched))
+        path_matched = path_metrics(net64, theta_a, theta_b_matched, digits.X_test, digits.y_test)
+        barrier_matched = {_m: barrier(path_matched[_m], ALPHAS) for _m in ("loss", "error")}
+        assert matched_change < 1e-5, f"expected matched B to compute B's function to 1e-5, measured {matched_change:.1e}"
+        assert objective[1] > objective[0], f"expected matching to raise <A, B>, measured {objective}"
+        assert barrier_matched["error"] < barrier_ab["error"] and barrier_matched["loss"] < barrier_ab["loss"], (
+            f"expected matching to lower both barriers, measured {barrier_ab} -> {barrier_matched}")
+        print(f"{matching.sweeps} sweeps over the 3 hidden layers in {match_seconds:.2f} s; <A, B> {objective[0]:.1f} -> {objective[1]:.1f}; "
+              f"outputs changed by {matched_change:.1e}; test error barrier {barrier_ab['error']:.3f} -> {barrier_matched['error']:.3f}, "
+              f"loss barrier {barrier_ab['loss']:.3f} -> {barrier_matched['loss']:.3f}")
     return (barrier_matched,)
 
 
@@ -401,21 +410,22 @@ def _(path_chart, rebasin_barriers, rebasin_paths):
 
 
 @app.cell
-def _(barrier_wide):
-    _mean = barrier_wide.groupby("width").mean()
-    widths_rb = sorted(_mean.index)
-    for _metric in ("test error", "test loss", "train loss"):
-        assert (barrier_wide[(_metric, "matched")] < barrier_wide[(_metric, "naive")]).all(), f"expected matching to lower the {_metric} barrier of every pair"
-    _err_m, _loss_m = _mean[("test error", "matched")], _mean[("test loss", "matched")]
-    assert _err_m[512] < _err_m[16] / 3 and _loss_m[512] < _loss_m[16] / 1.5, (
-        f"expected the matched barriers to fall with width, measured test error {_err_m.round(3).to_dict()}, test loss {_loss_m.round(3).to_dict()}")
-    assert _loss_m[512] > 0.2, f"expected a nonzero matched loss barrier at width 512 on digits, measured {_loss_m[512]:.3f}"
-    _ratio = _mean[("test error", "naive")] / _mean[("test error", "matched")]
-    # NBVAL_CHECK_OUTPUT
-    print(f"test error barrier after matching: {_err_m[16]:.3f} at width 16 -> {_err_m[512]:.3f} at 512; "
-          f"test loss barrier {_loss_m[16]:.3f} -> {_loss_m[512]:.3f}; matching divides the error barrier by "
-          f"{_ratio.min():.1f} to {_ratio.max():.1f}; the naive error barrier falls with width too "
-          f"({_mean[('test error', 'naive')][16]:.3f} -> {_mean[('test error', 'naive')][512]:.3f})")
+def _(barrier_wide, mo):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _mean = barrier_wide.groupby("width").mean()
+        widths_rb = sorted(_mean.index)
+        for _metric in ("test error", "test loss", "train loss"):
+            assert (barrier_wide[(_metric, "matched")] < barrier_wide[(_metric, "naive")]).all(), f"expected matching to lower the {_metric} barrier of every pair"
+        _err_m, _loss_m = _mean[("test error", "matched")], _mean[("test loss", "matched")]
+        assert _err_m[512] < _err_m[16] / 3 and _loss_m[512] < _loss_m[16] / 1.5, (
+            f"expected the matched barriers to fall with width, measured test error {_err_m.round(3).to_dict()}, test loss {_loss_m.round(3).to_dict()}")
+        assert _loss_m[512] > 0.2, f"expected a nonzero matched loss barrier at width 512 on digits, measured {_loss_m[512]:.3f}"
+        _ratio = _mean[("test error", "naive")] / _mean[("test error", "matched")]
+        # NBVAL_CHECK_OUTPUT
+        print(f"test error barrier after matching: {_err_m[16]:.3f} at width 16 -> {_err_m[512]:.3f} at 512; "
+              f"test loss barrier {_loss_m[16]:.3f} -> {_loss_m[512]:.3f}; matching divides the error barrier by "
+              f"{_ratio.min():.1f} to {_ratio.max():.1f}; the naive error barrier falls with width too "
+              f"({_mean[('test error', 'naive')][16]:.3f} -> {_mean[('test error', 'naive')][512]:.3f})")
     return
 
 
@@ -459,36 +469,46 @@ def _(mo):
 
 
 @app.cell
-def _(LINEARIZE, digits, linearize, mlp, ntk_max_eigenvalue, targets, torch):
-    lin_cfg = dict(LINEARIZE)
-    ntk64 = mlp(64, lin_cfg["depth"], parameterization="ntk", sigma_w=lin_cfg["sigma_w"], sigma_b=lin_cfg["sigma_b"])
-    theta0 = ntk64.init(0)
-    f_lin64 = linearize(ntk64, theta0)
-    Y_train = targets(digits.y_train)
-    init_gap = (f_lin64(theta0, digits.X_test) - ntk64(theta0, digits.X_test)).abs().max().item()
-    _mse = lambda f: lambda p: 0.5 * ((f(p, digits.X_train) - Y_train) ** 2).sum(1).mean()  # noqa: E731
-    grad_net, grad_lin = torch.func.grad(_mse(ntk64))(theta0), torch.func.grad(_mse(f_lin64))(theta0)
-    grad_gap = max((grad_net[_k] - grad_lin[_k]).abs().max().item() for _k in theta0)
-    # one gradient step from theta_0, in float64 so that rounding does not hide a gap of 1e-8
-    _p64 = {_k: _v.double() for _k, _v in theta0.items()}
-    _X64, _Xt64, _Y64 = digits.X_train.double(), digits.X_test.double(), Y_train.double()
-    _f_lin_64 = linearize(ntk64, _p64)
-    _g64 = torch.func.grad(lambda p: 0.5 * ((ntk64(p, _X64) - _Y64) ** 2).sum(1).mean())(_p64)
-    step_gaps = {}
-    for _lr in (0.006, 0.003, 0.0015, lin_cfg["lr"]):
-        _theta1 = {_k: _p64[_k] - _lr * _g64[_k] for _k in _p64}
-        _gap = ntk64(_theta1, _Xt64) - _f_lin_64(_theta1, _Xt64)
-        step_gaps[_lr] = (_gap.abs().max().item(), (_gap.norm() / (ntk64(_theta1, _Xt64) - ntk64(_p64, _Xt64)).norm()).item())
-    lam_max = ntk_max_eigenvalue(ntk64, theta0, digits.X_train)
-    assert init_gap == 0.0 and grad_gap < 1e-6, f"expected f_lin = f and equal gradients at theta_0, measured {init_gap:.1e}, {grad_gap:.1e}"
-    _r = [step_gaps[0.006][0] / step_gaps[0.003][0], step_gaps[0.003][0] / step_gaps[0.0015][0]]
-    assert all(3.5 < _q < 4.5 for _q in _r), f"expected halving the step to quarter the gap (second order), measured ratios {_r}"
-    assert step_gaps[lin_cfg["lr"]][1] < 0.1, f"expected one training step to move f_lin within 10% of f's change, measured {step_gaps[lin_cfg['lr']][1]:.3f}"
-    assert lin_cfg["lr"] < 2 / lam_max, f"expected the learning rate {lin_cfg['lr']} below the critical 2 / lambda_max = {2 / lam_max:.2f}"
-    print(f"at theta_0: |f_lin - f| = {init_gap:.0e}, |grad difference| = {grad_gap:.1e}; after one step of lr 0.006, 0.003, 0.0015: "
-          f"max |f - f_lin| = " + ", ".join(f"{step_gaps[_l][0]:.2e}" for _l in (0.006, 0.003, 0.0015)) + f" (ratios {_r[0]:.2f}, {_r[1]:.2f}); "
-          f"after one step of the training lr {lin_cfg['lr']}: |f - f_lin| is {step_gaps[lin_cfg['lr']][1]:.1%} of |f(theta_1) - f(theta_0)|; "
-          f"lambda_max(Theta / N) = {lam_max:.3f}, so lr {lin_cfg['lr']} < 2 / lambda_max = {2 / lam_max:.1f}")
+def _(
+    LINEARIZE,
+    digits,
+    linearize,
+    mlp,
+    mo,
+    ntk_max_eigenvalue,
+    targets,
+    torch,
+):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        lin_cfg = dict(LINEARIZE)
+        ntk64 = mlp(64, lin_cfg["depth"], parameterization="ntk", sigma_w=lin_cfg["sigma_w"], sigma_b=lin_cfg["sigma_b"])
+        theta0 = ntk64.init(0)
+        f_lin64 = linearize(ntk64, theta0)
+        Y_train = targets(digits.y_train)
+        init_gap = (f_lin64(theta0, digits.X_test) - ntk64(theta0, digits.X_test)).abs().max().item()
+        _mse = lambda f: lambda p: 0.5 * ((f(p, digits.X_train) - Y_train) ** 2).sum(1).mean()  # noqa: E731
+        grad_net, grad_lin = torch.func.grad(_mse(ntk64))(theta0), torch.func.grad(_mse(f_lin64))(theta0)
+        grad_gap = max((grad_net[_k] - grad_lin[_k]).abs().max().item() for _k in theta0)
+        # one gradient step from theta_0, in float64 so that rounding does not hide a gap of 1e-8
+        _p64 = {_k: _v.double() for _k, _v in theta0.items()}
+        _X64, _Xt64, _Y64 = digits.X_train.double(), digits.X_test.double(), Y_train.double()
+        _f_lin_64 = linearize(ntk64, _p64)
+        _g64 = torch.func.grad(lambda p: 0.5 * ((ntk64(p, _X64) - _Y64) ** 2).sum(1).mean())(_p64)
+        step_gaps = {}
+        for _lr in (0.006, 0.003, 0.0015, lin_cfg["lr"]):
+            _theta1 = {_k: _p64[_k] - _lr * _g64[_k] for _k in _p64}
+            _gap = ntk64(_theta1, _Xt64) - _f_lin_64(_theta1, _Xt64)
+            step_gaps[_lr] = (_gap.abs().max().item(), (_gap.norm() / (ntk64(_theta1, _Xt64) - ntk64(_p64, _Xt64)).norm()).item())
+        lam_max = ntk_max_eigenvalue(ntk64, theta0, digits.X_train)
+        assert init_gap == 0.0 and grad_gap < 1e-6, f"expected f_lin = f and equal gradients at theta_0, measured {init_gap:.1e}, {grad_gap:.1e}"
+        _r = [step_gaps[0.006][0] / step_gaps[0.003][0], step_gaps[0.003][0] / step_gaps[0.0015][0]]
+        assert all(3.5 < _q < 4.5 for _q in _r), f"expected halving the step to quarter the gap (second order), measured ratios {_r}"
+        assert step_gaps[lin_cfg["lr"]][1] < 0.1, f"expected one training step to move f_lin within 10% of f's change, measured {step_gaps[lin_cfg['lr']][1]:.3f}"
+        assert lin_cfg["lr"] < 2 / lam_max, f"expected the learning rate {lin_cfg['lr']} below the critical 2 / lambda_max = {2 / lam_max:.2f}"
+        print(f"at theta_0: |f_lin - f| = {init_gap:.0e}, |grad difference| = {grad_gap:.1e}; after one step of lr 0.006, 0.003, 0.0015: "
+              f"max |f - f_lin| = " + ", ".join(f"{step_gaps[_l][0]:.2e}" for _l in (0.006, 0.003, 0.0015)) + f" (ratios {_r[0]:.2f}, {_r[1]:.2f}); "
+              f"after one step of the training lr {lin_cfg['lr']}: |f - f_lin| is {step_gaps[lin_cfg['lr']][1]:.1%} of |f(theta_1) - f(theta_0)|; "
+              f"lambda_max(Theta / N) = {lam_max:.3f}, so lr {lin_cfg['lr']} < 2 / lambda_max = {2 / lam_max:.1f}")
     return Y_train, lin_cfg, ntk64, theta0
 
 
@@ -504,16 +524,17 @@ def _(mo):
 
 
 @app.cell
-def _(Y_train, digits, lin_cfg, ntk64, theta0, time, train_side_by_side):
-    _start = time.perf_counter()
-    side64 = train_side_by_side(ntk64, theta0, digits.X_train, Y_train, lin_cfg["lr"], lin_cfg["steps"], digits.X_test, digits.y_test,
-                                record=tuple(lin_cfg["record"]))
-    side_seconds = time.perf_counter() - _start
-    side_end = side64.history[-1]
-    print(f"{lin_cfg['steps']} steps of full-batch GD, lr {lin_cfg['lr']}, sigma_w {lin_cfg['sigma_w']}, sigma_b {lin_cfg['sigma_b']}, one hidden layer "
-          f"of 64: test error network {side_end['error']:.3f}, linearized {side_end['error_lin']:.3f}; they disagree on "
-          f"{side_end['disagree']:.1%} of the test images; RMS output gap {side_end['rms_gap']:.4f}; "
-          f"||theta - theta_0|| / ||theta_0|| = {side_end['weight_change']:.3f} | {side_seconds:.1f} s")
+def _(Y_train, digits, lin_cfg, mo, ntk64, theta0, time, train_side_by_side):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _start = time.perf_counter()
+        side64 = train_side_by_side(ntk64, theta0, digits.X_train, Y_train, lin_cfg["lr"], lin_cfg["steps"], digits.X_test, digits.y_test,
+                                    record=tuple(lin_cfg["record"]))
+        side_seconds = time.perf_counter() - _start
+        side_end = side64.history[-1]
+        print(f"{lin_cfg['steps']} steps of full-batch GD, lr {lin_cfg['lr']}, sigma_w {lin_cfg['sigma_w']}, sigma_b {lin_cfg['sigma_b']}, one hidden layer "
+              f"of 64: test error network {side_end['error']:.3f}, linearized {side_end['error_lin']:.3f}; they disagree on "
+              f"{side_end['disagree']:.1%} of the test images; RMS output gap {side_end['rms_gap']:.4f}; "
+              f"||theta - theta_0|| / ||theta_0|| = {side_end['weight_change']:.3f} | {side_seconds:.1f} s")
     return (side_end,)
 
 
@@ -531,28 +552,29 @@ def _(mo):
 
 
 @app.cell
-def _(gap_frame, load_results, loglog_slope, np, pd, side_end):
-    lin_results = load_results("linearize")
-    gaps = gap_frame(lin_results)
-    _shipped = gaps[(gaps.width == 64) & (gaps.seed == 0)].iloc[0]
-    assert abs(_shipped["rms_gap"] - side_end["rms_gap"]) < 0.1 * side_end["rms_gap"], (
-        f"expected the shipped width-64 run to match this one, rms gap {_shipped['rms_gap']:.4f} vs {side_end['rms_gap']:.4f}")
-    gap_long = pd.concat([gaps.assign(metric="RMS output gap |f - f_lin|", value=gaps["rms_gap"]),
-                          gaps.assign(metric="weight change ||theta - theta_0|| / ||theta_0||", value=gaps["weight_change"])])
-    slopes = {_m: [loglog_slope(_g["width"], _g["value"]) for _, _g in gap_long[gap_long.metric == _m].groupby("seed")]
-              for _m in gap_long.metric.unique()}
-    gap_table = gaps.groupby("width").agg(
-        rms_gap=("rms_gap", lambda s: f"{s.mean():.4f} ± {s.std():.4f}"),
-        error=("error", lambda s: f"{s.mean():.3f} ± {s.std():.3f}"),
-        error_lin=("error_lin", lambda s: f"{s.mean():.3f} ± {s.std():.3f}"),
-        disagree=("disagree", lambda s: f"{s.mean():.3f} ± {s.std():.3f}"),
-        weight_change=("weight_change", lambda s: f"{s.mean():.4f} ± {s.std():.4f}"))
-    gap_table.columns = ["RMS output gap", "test error, network", "test error, linearized", "share of test images they disagree on",
-                         "||theta - theta_0|| / ||theta_0||"]
-    # NBVAL_CHECK_OUTPUT
-    print("; ".join(f"log-log slope of {_m.split(' ')[0] + ' ' + _m.split(' ')[1]} against width: {np.mean(_s):.3f} ± {np.std(_s, ddof=1):.3f}"
-                    for _m, _s in slopes.items()) + f" (3 seeds; Lee et al.: -0.5) | sweep: {lin_results['seconds'] / 60:.0f} min")
-    gap_table
+def _(gap_frame, load_results, loglog_slope, mo, np, pd, side_end):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        lin_results = load_results("linearize")
+        gaps = gap_frame(lin_results)
+        _shipped = gaps[(gaps.width == 64) & (gaps.seed == 0)].iloc[0]
+        assert abs(_shipped["rms_gap"] - side_end["rms_gap"]) < 0.1 * side_end["rms_gap"], (
+            f"expected the shipped width-64 run to match this one, rms gap {_shipped['rms_gap']:.4f} vs {side_end['rms_gap']:.4f}")
+        gap_long = pd.concat([gaps.assign(metric="RMS output gap |f - f_lin|", value=gaps["rms_gap"]),
+                              gaps.assign(metric="weight change ||theta - theta_0|| / ||theta_0||", value=gaps["weight_change"])])
+        slopes = {_m: [loglog_slope(_g["width"], _g["value"]) for _, _g in gap_long[gap_long.metric == _m].groupby("seed")]
+                  for _m in gap_long.metric.unique()}
+        gap_table = gaps.groupby("width").agg(
+            rms_gap=("rms_gap", lambda s: f"{s.mean():.4f} ± {s.std():.4f}"),
+            error=("error", lambda s: f"{s.mean():.3f} ± {s.std():.3f}"),
+            error_lin=("error_lin", lambda s: f"{s.mean():.3f} ± {s.std():.3f}"),
+            disagree=("disagree", lambda s: f"{s.mean():.3f} ± {s.std():.3f}"),
+            weight_change=("weight_change", lambda s: f"{s.mean():.4f} ± {s.std():.4f}"))
+        gap_table.columns = ["RMS output gap", "test error, network", "test error, linearized", "share of test images they disagree on",
+                             "||theta - theta_0|| / ||theta_0||"]
+        # NBVAL_CHECK_OUTPUT
+        print("; ".join(f"log-log slope of {_m.split(' ')[0] + ' ' + _m.split(' ')[1]} against width: {np.mean(_s):.3f} ± {np.std(_s, ddof=1):.3f}"
+                        for _m, _s in slopes.items()) + f" (3 seeds; Lee et al.: -0.5) | sweep: {lin_results['seconds'] / 60:.0f} min")
+        mo.output.append(gap_table)
     return gap_long, gaps, slopes
 
 
@@ -564,18 +586,19 @@ def _(gap_chart, gap_long):
 
 
 @app.cell
-def _(gaps, slopes):
-    _by_width = gaps.groupby("width").mean(numeric_only=True)
-    _wmin, _wmax = _by_width.index.min(), _by_width.index.max()
-    _err_gap = (gaps["error"] - gaps["error_lin"]).abs().groupby(gaps["width"]).mean()
-    for _m, _s in slopes.items():
-        assert all(-0.7 < _v < -0.35 for _v in _s), f"expected {_m} to fall roughly like width^-1/2, measured slopes {_s}"
-    assert _by_width["disagree"][_wmax] < _by_width["disagree"][_wmin] / 3, (
-        f"expected the two models to disagree far less at width {_wmax} than at {_wmin}, measured {_by_width['disagree'].round(4).to_dict()}")
-    assert _err_gap[_wmax] < 0.01, f"expected the test errors to agree within 0.01 at width {_wmax}, measured {_err_gap[_wmax]:.4f}"
-    # NBVAL_CHECK_OUTPUT
-    print(f"|test error difference|: {_err_gap[_wmin]:.3f} at width {_wmin} -> {_err_gap[_wmax]:.4f} at {_wmax}; "
-          f"predictions disagree on {_by_width['disagree'][_wmin]:.1%} -> {_by_width['disagree'][_wmax]:.1%} of the test images")
+def _(gaps, mo, slopes):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        _by_width = gaps.groupby("width").mean(numeric_only=True)
+        _wmin, _wmax = _by_width.index.min(), _by_width.index.max()
+        _err_gap = (gaps["error"] - gaps["error_lin"]).abs().groupby(gaps["width"]).mean()
+        for _m, _s in slopes.items():
+            assert all(-0.7 < _v < -0.35 for _v in _s), f"expected {_m} to fall roughly like width^-1/2, measured slopes {_s}"
+        assert _by_width["disagree"][_wmax] < _by_width["disagree"][_wmin] / 3, (
+            f"expected the two models to disagree far less at width {_wmax} than at {_wmin}, measured {_by_width['disagree'].round(4).to_dict()}")
+        assert _err_gap[_wmax] < 0.01, f"expected the test errors to agree within 0.01 at width {_wmax}, measured {_err_gap[_wmax]:.4f}"
+        # NBVAL_CHECK_OUTPUT
+        print(f"|test error difference|: {_err_gap[_wmin]:.3f} at width {_wmin} -> {_err_gap[_wmax]:.4f} at {_wmax}; "
+              f"predictions disagree on {_by_width['disagree'][_wmin]:.1%} -> {_by_width['disagree'][_wmax]:.1%} of the test images")
     return
 
 
@@ -603,15 +626,16 @@ def _(mo):
 
 
 @app.cell
-def _(Y_train, digits, np, relu_features, ridge, ridge_direct):
-    X_np, Y_np = digits.X_train.double().numpy(), Y_train.double().numpy()
-    _rng = np.random.default_rng(0)
-    ridge_check = {}
-    for _p in (200, 2000):  # fewer and more features than the 1,300 training images
-        _Phi = relu_features(X_np, _rng.standard_normal((_p, 64)), _rng.standard_normal(_p), sigma_w=1.0)
-        ridge_check[_p] = np.abs(ridge(_Phi, Y_np, 1e-3) - ridge_direct(_Phi, Y_np, 1e-3)).max()
-    assert max(ridge_check.values()) < 1e-8, f"expected the closed form to equal the direct solve to 1e-8, measured {ridge_check}"
-    print("closed form vs direct least squares, max |difference|: " + ", ".join(f"p = {_p}: {_e:.0e}" for _p, _e in ridge_check.items()))
+def _(Y_train, digits, mo, np, relu_features, ridge, ridge_direct):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        X_np, Y_np = digits.X_train.double().numpy(), Y_train.double().numpy()
+        _rng = np.random.default_rng(0)
+        ridge_check = {}
+        for _p in (200, 2000):  # fewer and more features than the 1,300 training images
+            _Phi = relu_features(X_np, _rng.standard_normal((_p, 64)), _rng.standard_normal(_p), sigma_w=1.0)
+            ridge_check[_p] = np.abs(ridge(_Phi, Y_np, 1e-3) - ridge_direct(_Phi, Y_np, 1e-3)).max()
+        assert max(ridge_check.values()) < 1e-8, f"expected the closed form to equal the direct solve to 1e-8, measured {ridge_check}"
+        print("closed form vs direct least squares, max |difference|: " + ", ".join(f"p = {_p}: {_e:.0e}" for _p, _e in ridge_check.items()))
     return X_np, Y_np
 
 
@@ -623,29 +647,31 @@ def _(
     digits,
     gaps,
     lin_cfg,
+    mo,
     np,
     pd,
     rebasin_results,
     time,
 ):
-    RF_LAMBDA = 1e-3
-    _start = time.perf_counter()
-    rf_rows = []
-    for _p in (64, 256, 1024, 4096):
-        for _seed in (0, 1, 2):
-            _model = RandomFeaturesRidge(_p, RF_LAMBDA, seed=_seed, sigma_w=1.0).fit(X_np, Y_np)
-            rf_rows.append({"features": _p, "seed": _seed,
-                            "test error": float((_model.predict(digits.X_test.double().numpy()).argmax(1) != digits.y_test.numpy()).mean())})
-    rf_seconds = time.perf_counter() - _start
-    rf_errors = pd.DataFrame(rf_rows).groupby("features")["test error"].agg(["mean", "std"])
-    mlp512_error = float(np.mean([(_r["test_error_a"] + _r["test_error_b"]) / 2 for _r in rebasin_results["rows"] if _r["width"] == 512]))
-    assert rf_errors["mean"].iloc[-1] < rf_errors["mean"].iloc[0] / 5, f"expected many random features to beat few, measured {rf_errors['mean'].to_dict()}"
-    assert rf_errors["mean"].iloc[-1] < mlp512_error, (
-        f"expected ridge on 4,096 random features to beat the trained 3 x 512 MLPs, measured {rf_errors['mean'].iloc[-1]:.4f} vs {mlp512_error:.4f}")
-    print(f"random-features ridge (lambda {RF_LAMBDA:g}), test error: " + ", ".join(
-        f"p = {_p}: {_r['mean']:.3f} ± {_r['std']:.3f}" for _p, _r in rf_errors.iterrows())
-          + f" | trained 3 x 512 MLPs (shipped): {mlp512_error:.3f}; network after {lin_cfg['steps']} GD steps at width 4096: "
-          f"{gaps[gaps.width == 4096]['error'].mean():.3f} | {rf_seconds:.1f} s")
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        RF_LAMBDA = 1e-3
+        _start = time.perf_counter()
+        rf_rows = []
+        for _p in (64, 256, 1024, 4096):
+            for _seed in (0, 1, 2):
+                _model = RandomFeaturesRidge(_p, RF_LAMBDA, seed=_seed, sigma_w=1.0).fit(X_np, Y_np)
+                rf_rows.append({"features": _p, "seed": _seed,
+                                "test error": float((_model.predict(digits.X_test.double().numpy()).argmax(1) != digits.y_test.numpy()).mean())})
+        rf_seconds = time.perf_counter() - _start
+        rf_errors = pd.DataFrame(rf_rows).groupby("features")["test error"].agg(["mean", "std"])
+        mlp512_error = float(np.mean([(_r["test_error_a"] + _r["test_error_b"]) / 2 for _r in rebasin_results["rows"] if _r["width"] == 512]))
+        assert rf_errors["mean"].iloc[-1] < rf_errors["mean"].iloc[0] / 5, f"expected many random features to beat few, measured {rf_errors['mean'].to_dict()}"
+        assert rf_errors["mean"].iloc[-1] < mlp512_error, (
+            f"expected ridge on 4,096 random features to beat the trained 3 x 512 MLPs, measured {rf_errors['mean'].iloc[-1]:.4f} vs {mlp512_error:.4f}")
+        print(f"random-features ridge (lambda {RF_LAMBDA:g}), test error: " + ", ".join(
+            f"p = {_p}: {_r['mean']:.3f} ± {_r['std']:.3f}" for _p, _r in rf_errors.iterrows())
+              + f" | trained 3 x 512 MLPs (shipped): {mlp512_error:.3f}; network after {lin_cfg['steps']} GD steps at width 4096: "
+              f"{gaps[gaps.width == 4096]['error'].mean():.3f} | {rf_seconds:.1f} s")
     return
 
 
@@ -752,9 +778,10 @@ def _(check_match_one_layer, torch):
 
 
 @app.cell
-def _(chapter_start, time):
-    # NBVAL_IGNORE_OUTPUT
-    print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
+def _(chapter_start, mo, time):
+    with mo.redirect_stdout():  # marimo run hides printed lines; this shows them
+        # NBVAL_IGNORE_OUTPUT
+        print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
     return
 
 
