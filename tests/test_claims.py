@@ -18,7 +18,7 @@ Two checks, both usable on any notebook path:
   found by parsing the cell with ``ast``; and every such cell that prints a value in scientific
   notation (``f"{err:.0e}"``). A measured error of 4e-16 is rounding noise: its digits change with
   the BLAS build, the CPU or a library release, and nbval then fails a correct chapter (t5_02 did
-  on a clean clone: 3e-16 stored, 4e-16 measured). A checked line states the bound its assert
+  on a clean clone: 4e-16 stored, 3e-16 measured). A checked line states the bound its assert
   checks ("below 1e-9"); the measured value goes in the assert's message, or in an unchecked cell.
 """
 
@@ -363,7 +363,7 @@ def test_check_passes_a_clean_notebook(tmp_path):
 
 
 def test_check_catches_rounding_noise_in_a_checked_line(tmp_path):
-    # the t5_02 case: a clean clone measured 4e-16 where the notebook had stored 3e-16, and nbval failed
+    # the t5_02 case: a clean clone measured 3e-16 where the notebook had stored 4e-16, and nbval failed
     path = _write(
         tmp_path, "planted_noise.ipynb",
         _code_cell("row_error = 3.3e-16\nassert row_error < 1e-9, f'expected rows summing to 1, off by {row_error:.1e}'\n"
