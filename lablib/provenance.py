@@ -4,6 +4,10 @@ Every experiment that writes a results file (``python -m lablib.<pkg>.experiment
 records ``git_commit(__file__)`` beside its config and rebuild command, so a reader can check out
 the code that produced a number; ``read_results(path, rebuild)`` loads such a file, and says how
 to rebuild it when it is missing.
+
+Shipped trained models (``torch.save`` files of named runs) go through ``save_runs`` and
+``read_run``: each run is stored with the definition it was trained under, and reading one back
+refuses a run whose definition the code has since changed.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import json
 import subprocess
 from pathlib import Path
 
-__all__ = ["git_commit", "read_results"]
+__all__ = ["git_commit", "read_results", "save_runs", "read_run"]
 
 
 def git_commit(path: str | Path) -> str:
@@ -41,3 +45,35 @@ def read_results(path: str | Path, rebuild: str) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; rebuild it: {rebuild}")
     return json.loads(path.read_text())
+
+
+def save_runs(out: str | Path, runs: dict[str, dict], module_file: str | Path, rebuild: str) -> Path:
+    """Write trained runs ``{name: {"definition": str, "state_dict": ..., ...}}`` to ``out`` (torch.save),
+    with the commit of ``module_file``'s code, the ``rebuild`` command and torch's version."""
+    import torch
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"runs": runs, "commit": git_commit(module_file), "rebuild": rebuild, "torch": str(torch.__version__)}, out)
+    return out
+
+
+def read_run(path: str | Path, name: str, definition: str, rebuild: str) -> dict:
+    """Run ``name``'s entry in a file ``save_runs`` wrote, checked against the code's ``definition`` of it.
+
+    FileNotFoundError, KeyError or ValueError (a run trained under another definition), each naming
+    the ``rebuild`` command.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; rebuild it with: {rebuild}")
+    stored = torch.load(path, weights_only=True)
+    if name not in stored["runs"]:
+        raise KeyError(f"{path} has no run {name!r}; rebuild it with: {rebuild}")
+    entry = stored["runs"][name]
+    if entry["definition"] != definition:
+        raise ValueError(f"run {name!r} in {path} was trained as {entry['definition']}, but the code now defines "
+                         f"{definition}; rebuild it with: {rebuild}")
+    return entry

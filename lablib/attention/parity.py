@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from lablib.attention.delta import delta_rule_chunkwise
 from lablib.layers import DeltaNet
-from lablib.provenance import git_commit
+from lablib.provenance import read_run, save_runs
 
 __all__ = ["DeltaNetParity", "LayerParity", "random_bits", "parity_accuracy", "train_parity", "RUNS", "SHIPPED",
            "REBUILD", "build_model", "train_run", "load_parity", "training_seconds", "train_all"]
@@ -145,16 +145,7 @@ def load_parity(name: str, path: str | Path = SHIPPED, retrain: bool = False) ->
     _run(name)  # an unknown name fails here, before the file is read
     if retrain:
         return train_run(name)
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; rebuild it with: {REBUILD}")
-    stored = torch.load(path, weights_only=True)
-    if name not in stored["runs"]:
-        raise KeyError(f"{path} has no run {name!r}; rebuild it with: {REBUILD}")
-    entry = stored["runs"][name]
-    if entry["definition"] != _definition(name):
-        raise ValueError(f"run {name!r} in {path} was trained as {entry['definition']}, but the code now defines "
-                         f"{_definition(name)}; rebuild it with: {REBUILD}")
+    entry = read_run(path, name, _definition(name), REBUILD)
     model = build_model(name)
     model.load_state_dict(entry["state_dict"])
     return model.eval()
@@ -175,10 +166,7 @@ def train_all(out: str | Path = SHIPPED) -> Path:
         model = train_run(name)
         runs[name] = {"definition": _definition(name), "state_dict": model.state_dict(),
                       "seconds": time.perf_counter() - start}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"runs": runs, "commit": git_commit(__file__), "rebuild": REBUILD, "torch": str(torch.__version__)}, out)
-    return out
+    return save_runs(out, runs, __file__, REBUILD)
 
 
 def _run(name: str) -> tuple[str, float, int]:

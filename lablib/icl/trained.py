@@ -23,7 +23,7 @@ import torch
 from lablib.icl.lsa import LinearTransformer, SoftmaxTransformer
 from lablib.icl.tasks import RegressionTask, random_covariance
 from lablib.icl.train import train_lsa
-from lablib.provenance import git_commit
+from lablib.provenance import read_run, save_runs
 
 __all__ = ["RUNS", "TRAINED", "REBUILD", "build_model", "build_task", "train_run", "load_trained", "train_all"]
 
@@ -75,16 +75,7 @@ def load_trained(name: str, path: str | Path = TRAINED, retrain: bool = False):
     _run(name)  # an unknown name fails here, before the file is read
     if retrain:
         return train_run(name)
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; rebuild it with: {REBUILD}")
-    stored = torch.load(path, weights_only=True)
-    if name not in stored["runs"]:
-        raise KeyError(f"{path} has no run {name!r}; rebuild it with: {REBUILD}")
-    entry = stored["runs"][name]
-    if entry["definition"] != _definition(name):
-        raise ValueError(f"run {name!r} in {path} was trained as {entry['definition']}, but the code now defines "
-                         f"{_definition(name)}; rebuild it with: {REBUILD}")
+    entry = read_run(path, name, _definition(name), REBUILD)
     model = build_model(name)
     model.load_state_dict(entry["state_dict"])
     return model, entry["history"]
@@ -96,10 +87,7 @@ def train_all(out: str | Path = TRAINED, names=None, progress: bool = True) -> P
     for name in names or RUNS:
         model, history = train_run(name, progress=progress)
         runs[name] = {"definition": _definition(name), "state_dict": model.state_dict(), "history": history}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"runs": runs, "commit": git_commit(__file__), "rebuild": REBUILD, "torch": str(torch.__version__)}, out)
-    return out
+    return save_runs(out, runs, __file__, REBUILD)
 
 
 def _run(name: str) -> dict:
