@@ -159,19 +159,25 @@ def _shown_booleans(node: ast.AST, boolean_names: set[str]) -> list[ast.AST]:
     return found
 
 
+def _is_showing_call(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in SHOWING_FUNCTIONS
+
+
+def _shown_roots(tree: ast.Module) -> list[ast.AST]:
+    """What a cell shows: the arguments of every ``print``/``display`` call, and its last expression
+    (displayed as the cell's result) unless that is itself such a call."""
+    roots = [argument for node in ast.walk(tree) if _is_showing_call(node) for argument in node.args]
+    if tree.body and isinstance(tree.body[-1], ast.Expr) and not _is_showing_call(tree.body[-1].value):
+        roots.append(tree.body[-1].value)
+    return roots
+
+
 def printed_booleans(source: str, boolean_names: set[str] = frozenset()) -> list[str]:
     """The boolean expressions a cell prints, displays, or leaves as its displayed last value, as source text.
 
     Raises SyntaxError if the cell (magics aside) is not Python.
     """
-    tree = ast.parse(_python(source))
-    shown: list[ast.AST] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in SHOWING_FUNCTIONS:
-            for argument in node.args:
-                shown += _shown_booleans(argument, boolean_names)
-    if tree.body and isinstance(tree.body[-1], ast.Expr):  # the last expression is displayed as the cell's result
-        shown += _shown_booleans(tree.body[-1].value, boolean_names)
+    shown = [node for root in _shown_roots(ast.parse(_python(source))) for node in _shown_booleans(root, boolean_names)]
     return [ast.unparse(node) for node in shown]
 
 
@@ -188,20 +194,9 @@ def printed_scientific(source: str) -> list[str]:
     Only what is shown counts: an assert's message may (and should) give the measured value.
     Raises SyntaxError if the cell (magics aside) is not Python.
     """
-    tree = ast.parse(_python(source))
-    shown_roots = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in SHOWING_FUNCTIONS:
-            shown_roots += node.args
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        shown_roots.append(tree.body[-1].value)
-    found, seen = [], set()
-    for root in shown_roots:
-        for node in ast.walk(root):
-            if isinstance(node, ast.FormattedValue) and SCIENTIFIC.search(_format_spec(node)) and id(node) not in seen:
-                seen.add(id(node))  # a last-line print(...) is reached both as a call and as the cell's value
-                found.append(f"{{{ast.unparse(node.value)}:{_format_spec(node)}}}")
-    return found
+    return [f"{{{ast.unparse(node.value)}:{_format_spec(node)}}}"
+            for root in _shown_roots(ast.parse(_python(source))) for node in ast.walk(root)
+            if isinstance(node, ast.FormattedValue) and SCIENTIFIC.search(_format_spec(node))]
 
 
 # ---------------------------------------------------------------------------------------------
