@@ -368,8 +368,9 @@ def _(closed, data, mo, np):
         assert _row_error < 1e-9 and _shift_err < 1e-9, (
             f"expected NLinear's rows to sum to 1 and a shift to pass through, to 1e-9; measured {_row_error:.1e} and {_shift_err:.1e}")
         # NBVAL_CHECK_OUTPUT
-        print(f"CO2, H = 24: NLinear's effective rows sum to 1, and raising the window by 2 sds raises its forecast by 2 "
-              f"(both to within 1e-9); Linear's rises by {_lin_shift:.2f} on average")
+        print("CO2, H = 24, the window raised by 2 sds:")
+        print("  NLinear's forecast rises by 2 (its effective rows sum to 1; both to within 1e-9)")
+        print(f"  Linear's rises by {_lin_shift:.2f} on average")
     return
 
 
